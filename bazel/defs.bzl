@@ -1,0 +1,67 @@
+"""Project macros: every Monolake target gets the same language level and warnings.
+
+Use ml_cc_library / ml_cc_binary / ml_cc_test for project code. Code under third_party/ uses
+the plain rules with ML_THIRD_PARTY_C_COPTS, so vendor sources are not held to -Werror.
+"""
+
+load("@rules_cc//cc:defs.bzl", "cc_binary", "cc_library", "cc_test")
+
+ML_CXX_COPTS = [
+    "-std=c++20",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-Wnon-virtual-dtor",
+    "-Wimplicit-fallthrough",
+]
+
+# Symmetric transfer between coroutines (runtime/task.h) only stops deep await chains from
+# growing the stack when the compiler turns the transfer into a tail call. Clang always does;
+# GCC 12 only with sibling-call optimisation, which -O0 lacks. So non-opt builds use -Og with
+# sibling calls rather than -O0 (opt builds already have -O2).
+ML_DEBUG_OPT_COPTS = select({
+    "//bazel:opt": [],
+    "//conditions:default": [
+        "-Og",
+        "-foptimize-sibling-calls",
+    ],
+})
+
+# C sources of our own (none yet) would get these; vendor C code gets the lax set.
+ML_C_COPTS = [
+    "-std=c11",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+]
+
+ML_THIRD_PARTY_C_COPTS = [
+    "-std=c11",
+    "-w",
+]
+
+def ml_cc_library(name, copts = [], **kwargs):
+    cc_library(name = name, copts = ML_CXX_COPTS + ML_DEBUG_OPT_COPTS + copts, **kwargs)
+
+def ml_cc_binary(name, copts = [], **kwargs):
+    cc_binary(name = name, copts = ML_CXX_COPTS + ML_DEBUG_OPT_COPTS + copts, **kwargs)
+
+def ml_cc_test(name, copts = [], deps = [], gtest_main = True, **kwargs):
+    """A GoogleTest test. gtest_main=False for tests that bring their own main()."""
+    test_deps = ["//third_party:gtest_main" if gtest_main else "//third_party:gtest"]
+    cc_test(
+        name = name,
+        copts = ML_CXX_COPTS + ML_DEBUG_OPT_COPTS + copts,
+        deps = deps + test_deps,
+        **kwargs
+    )
+
+def ml_cc_benchmark(name, copts = [], deps = [], tags = [], **kwargs):
+    """A Google Benchmark binary. Run with `bazel run -c opt`; never a timed test."""
+    cc_binary(
+        name = name,
+        copts = ML_CXX_COPTS + copts,
+        deps = deps + ["//third_party:benchmark_main"],
+        tags = tags + ["benchmark"],
+        **kwargs
+    )

@@ -1,0 +1,49 @@
+// Test helpers for code on the runtime: one test body, run once per backend.
+//
+//   class MyTest : public runtime::BackendTest {};
+//   TEST_P(MyTest, Works) { run([]() -> Task<void> { ...; co_return; }()); }
+//   ML_INSTANTIATE_BACKEND_TESTS(MyTest);
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "runtime/runtime.h"
+
+namespace monolake::runtime {
+
+class BackendTest : public ::testing::TestWithParam<BackendKind> {
+ protected:
+  void SetUp() override {
+    RuntimeOptions options;
+    options.backend = GetParam();
+    options.honor_env = false;
+    auto created = Runtime::create(options);
+    ASSERT_TRUE(created.has_value()) << created.error().to_string();
+    rt_ = std::move(*created);
+  }
+  void TearDown() override { rt_.reset(); }
+
+  template <class T>
+  T run(Task<T> task) {
+    return rt_->block_on(std::move(task));
+  }
+
+  Runtime& rt() { return *rt_; }
+
+  std::unique_ptr<Runtime> rt_;
+};
+
+inline std::string backend_param_name(const ::testing::TestParamInfo<BackendKind>& info) {
+  return std::string(backend_kind_name(info.param));
+}
+
+}  // namespace monolake::runtime
+
+#define ML_INSTANTIATE_BACKEND_TESTS(suite)                                              \
+  INSTANTIATE_TEST_SUITE_P(Backends, suite,                                              \
+                           ::testing::Values(::monolake::runtime::BackendKind::kIoUring, \
+                                             ::monolake::runtime::BackendKind::kEpoll),  \
+                           ::monolake::runtime::backend_param_name)
