@@ -240,6 +240,12 @@ Acceptor::~Acceptor() {
 
 void Acceptor::on_accepted(IoOp* op) {
   auto* self = static_cast<Acceptor*>(op->context);
+  if (op->result == -EAGAIN && !op->in_flight) {
+    // A non-blocking listener can end the multishot with EAGAIN: re-arm it now if someone
+    // waits, else at the next accept().
+    if (self->waiter_) backend().start(*op);
+    return;
+  }
   self->ready_.push_back(op->result);
   if (self->waiter_) Runtime::current()->schedule(std::exchange(self->waiter_, {}));
 }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Sets up the machine (tools/setup.sh), builds, and runs every test with Bazel.
+#   tools/test.sh            default configuration (gcc 12)
+#   tools/test.sh --asan     ASan + UBSan (clang 14)
+#   tools/test.sh --clang    clang 14
+# Any other argument is passed to `bazel test` (e.g. a target pattern instead of //...).
+# The last line is "N passed, N failed", counted from Bazel's per-target summary.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+tools/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+args=()
+targets=()
+for arg in "$@"; do
+  case "$arg" in
+    --asan) args+=(--config=asan) ;;
+    --clang) args+=(--config=clang) ;;
+    //*|:*) targets+=("$arg") ;;
+    *) args+=("$arg") ;;
+  esac
+done
+[ ${#targets[@]} -eq 0 ] && targets=(//...)
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+bazel test --keep_going "${args[@]}" -- "${targets[@]}" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+
+summary_re='^//[^ ]+[[:space:]]+'
+passed=$(grep -cE "${summary_re}(\(cached\) )?PASSED" "$log")
+failed=$(grep -cE "${summary_re}(\(cached\) )?(FAILED|TIMEOUT|FLAKY|NO STATUS|INCOMPLETE|FAILED TO BUILD)" "$log")
+# A build error can stop Bazel before it lists any test: count it as a failure.
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+echo "${passed} passed, ${failed} failed"
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
