@@ -33,9 +33,9 @@ inline bool log_enabled(LogLevel level) {
 
 }  // namespace monolake
 
-#define ML_LOG(level, ...)                                                          \
-  do {                                                                              \
-    if (::monolake::log_enabled(::monolake::LogLevel::level)) {                     \
+#define ML_LOG(level, ...)                                                               \
+  do {                                                                                   \
+    if (::monolake::log_enabled(::monolake::LogLevel::level)) {                          \
       ::monolake::write_log_line(::monolake::LogLevel::level, fmt::format(__VA_ARGS__)); \
-    }                                                                               \
+    }                                                                                    \
   } while (0)

@@ -25,10 +25,9 @@ class [[nodiscard]] Result {
  public:
   using value_type = T;
 
-  template <class U = T,
-            class = std::enable_if_t<std::is_constructible_v<T, U&&> &&
-                                     !std::is_same_v<std::decay_t<U>, Result> &&
-                                     !std::is_same_v<std::decay_t<U>, Error>>>
+  template <class U = T, class = std::enable_if_t<std::is_constructible_v<T, U&&> &&
+                                                  !std::is_same_v<std::decay_t<U>, Result> &&
+                                                  !std::is_same_v<std::decay_t<U>, Error>>>
   Result(U&& value) : storage_(std::in_place_index<0>, std::forward<U>(value)) {}
   Result(Error error) : storage_(std::in_place_index<1>, std::move(error)) {}
 

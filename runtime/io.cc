@@ -212,6 +212,8 @@ class Acceptor::WaitAwaiter {
   static void on_cancel(void* p) {
     auto* self = static_cast<WaitAwaiter*>(p);
     self->cancel_ = nullptr;
+    // Already woken by a connection: it is scheduled, so scheduling it again would resume twice.
+    if (self->acceptor_->waiter_ != self->handle_) return;
     self->cancelled_ = true;
     self->acceptor_->waiter_ = {};
     Runtime::current()->schedule(self->handle_);

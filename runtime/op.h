@@ -18,16 +18,16 @@ class IoBuffer;
 namespace monolake::runtime {
 
 enum class OpCode : uint8_t {
-  kAccept,            // accept one connection; result: the new fd
-  kAcceptMultishot,   // io_uring only: keeps accepting; on_complete runs per connection
-  kConnect,           // result: 0
-  kRecv,              // into buf/len; result: bytes (0 = end of stream)
-  kRecvPooled,        // waits for data holding no buffer of the caller's; appends to `into`
-  kSend,              // from buf/len; result: bytes sent
-  kSendmsg,           // msg (iovecs); result: bytes sent
-  kClose,             // result: 0
-  kShutdown,          // how in `flags`; result: 0
-  kPoll,              // readiness: POLLIN/POLLOUT mask in `flags`; result: revents
+  kAccept,           // accept one connection; result: the new fd
+  kAcceptMultishot,  // io_uring only: keeps accepting; on_complete runs per connection
+  kConnect,          // result: 0
+  kRecv,             // into buf/len; result: bytes (0 = end of stream)
+  kRecvPooled,       // waits for data holding no buffer of the caller's; appends to `into`
+  kSend,             // from buf/len; result: bytes sent
+  kSendmsg,          // msg (iovecs); result: bytes sent
+  kClose,            // result: 0
+  kShutdown,         // how in `flags`; result: 0
+  kPoll,             // readiness: POLLIN/POLLOUT mask in `flags`; result: revents
 };
 
 struct IoOp {
@@ -55,8 +55,8 @@ struct IoOp {
   // Backend bookkeeping.
   bool in_flight = false;
   bool cancel_requested = false;
-  uint8_t phase = 0;        // backend-private state machine (e.g. "polling before retry")
-  IoOp* next = nullptr;     // backend-private intrusive list link
+  uint8_t phase = 0;     // backend-private state machine (e.g. "polling before retry")
+  IoOp* next = nullptr;  // backend-private intrusive list link
 };
 
 }  // namespace monolake::runtime

@@ -150,8 +150,7 @@ void Runtime::drain_mailbox() {
 }
 
 void Runtime::turn(const bool* done) {
-  for (size_t n = ready_.size() < kMaxTasksPerTurn ? ready_.size() : kMaxTasksPerTurn; n > 0;
-       --n) {
+  for (size_t n = ready_.size() < kMaxTasksPerTurn ? ready_.size() : kMaxTasksPerTurn; n > 0; --n) {
     ready_.pop().resume();
   }
   drain_mailbox();
@@ -159,8 +158,8 @@ void Runtime::turn(const bool* done) {
   timers_.fire_due(now_);
 
   std::optional<std::chrono::nanoseconds> timeout;
-  if (!ready_.empty() || mailbox_nonempty_.load(std::memory_order_acquire) ||
-      stop_requested() || (done && *done)) {
+  if (!ready_.empty() || mailbox_nonempty_.load(std::memory_order_acquire) || stop_requested() ||
+      (done && *done)) {
     timeout = std::chrono::nanoseconds(0);
   } else if (!timers_.empty()) {
     timeout = std::max(timers_.next_deadline() - now_, std::chrono::nanoseconds(0));
@@ -171,11 +170,15 @@ void Runtime::turn(const bool* done) {
 
 void Runtime::run_until(const bool& done) {
   ML_CHECK_MSG(std::this_thread::get_id() == owner_, "a runtime runs on its own thread only");
+  // Time passed outside the loop since the last turn: tasks resumed first in turn() arm their
+  // deadlines from now(), which must not be stale (else they fire early).
+  now_ = Clock::now();
   while (!done) turn(&done);
 }
 
 void Runtime::run() {
   ML_CHECK_MSG(std::this_thread::get_id() == owner_, "a runtime runs on its own thread only");
+  now_ = Clock::now();  // as in run_until()
   while (!stop_requested()) turn(nullptr);
   // Tasks posted or woken by the stop itself get one chance to run.
   turn(nullptr);

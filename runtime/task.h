@@ -44,8 +44,7 @@ class PromiseBase {
   FinalAwaiter final_suspend() noexcept { return {}; }
 
   void unhandled_exception() noexcept {
-    std::fputs("monolake: exception escaped a Task; tasks report errors with Result<T>\n",
-               stderr);
+    std::fputs("monolake: exception escaped a Task; tasks report errors with Result<T>\n", stderr);
     std::terminate();
   }
 

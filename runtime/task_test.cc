@@ -91,7 +91,8 @@ TEST_P(TaskTest, TenThousandConcurrentTasks) {
 
 TEST_P(TaskTest, JoinHandleVoidAndCancel) {
   auto body = []() -> Task<bool> {
-    auto sleeper = spawn_with_handle([]() -> Task<Result<void>> { co_return co_await sleep(10s); }());
+    auto sleeper =
+        spawn_with_handle([]() -> Task<Result<void>> { co_return co_await sleep(10s); }());
     (void)co_await sleep(1ms);
     EXPECT_FALSE(sleeper.done());
     sleeper.cancel();

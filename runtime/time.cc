@@ -40,6 +40,11 @@ Result<void> SleepAwaiter::await_resume() {
 
 void SleepAwaiter::on_fire(TimerNode* node) {
   auto* self = static_cast<SleepAwaiter*>(node->context);
+  // The sleep is over: a cancel arriving before the task resumes must not schedule it again.
+  if (self->cancel_) {
+    self->cancel_->clear_handler();
+    self->cancel_ = nullptr;
+  }
   Runtime::current()->schedule(self->waiter_);
 }
 

@@ -44,9 +44,7 @@ class SleepAwaiter {
 };
 
 inline SleepAwaiter sleep_until(TimePoint deadline) { return SleepAwaiter(deadline); }
-inline SleepAwaiter sleep(Duration d) {
-  return SleepAwaiter(Runtime::current()->now() + d);
-}
+inline SleepAwaiter sleep(Duration d) { return SleepAwaiter(Runtime::current()->now() + d); }
 
 // A deadline that fires a callback once, unless disarmed first. For owners that are not
 // coroutines (idle timeouts of a connection...). Must be disarmed or fired before destruction

@@ -42,8 +42,8 @@ Result<std::unique_ptr<WorkerPool>> WorkerPool::start(const WorkerPoolOptions& o
       std::optional<Error> failure;
       std::unique_ptr<Runtime> rt;
       if (options.pin_cpus) {
-        const int cpu = options.cpus.empty() ? static_cast<int>(i)
-                                             : options.cpus[i % options.cpus.size()];
+        const int cpu =
+            options.cpus.empty() ? static_cast<int>(i) : options.cpus[i % options.cpus.size()];
         if (auto pinned = pin_current_thread(cpu); !pinned) failure = std::move(pinned).error();
       }
       if (!failure) {
@@ -61,8 +61,10 @@ Result<std::unique_ptr<WorkerPool>> WorkerPool::start(const WorkerPoolOptions& o
         w->runtime = rt.get();
         if (failure && !latch.first_error) latch.first_error = std::move(failure);
         ++latch.reported;
+        // Under the lock: once start() sees the last report it returns and `latch` (on its
+        // stack) is gone, so notifying after unlocking could touch a destroyed condvar.
+        latch.cv.notify_all();
       }
-      latch.cv.notify_all();
       if (!rt) return;
       rt->spawn(std::move(first));
       rt->run();

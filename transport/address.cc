@@ -51,8 +51,9 @@ Result<SocketAddress> SocketAddress::parse(std::string_view text) {
   }
   const size_t colon = text.rfind(':');
   if (colon == std::string_view::npos) {
-    return Error(ErrorCode::kInvalidArgument,
-                 fmt::format("bad address '{}': expected ip:port, [ipv6]:port or unix:/path", text));
+    return Error(
+        ErrorCode::kInvalidArgument,
+        fmt::format("bad address '{}': expected ip:port, [ipv6]:port or unix:/path", text));
   }
   host = std::string(text.substr(0, colon));
   auto port = parse_port(text.substr(colon + 1), text);
@@ -138,9 +139,8 @@ std::string SocketAddress::to_string() const {
       return fmt::format("[{}]:{}", buf, port());
     case AF_UNIX: {
       const auto* sun = reinterpret_cast<const sockaddr_un*>(&storage_);
-      const size_t max = len_ > offsetof(sockaddr_un, sun_path)
-                             ? len_ - offsetof(sockaddr_un, sun_path)
-                             : 0;
+      const size_t max =
+          len_ > offsetof(sockaddr_un, sun_path) ? len_ - offsetof(sockaddr_un, sun_path) : 0;
       return "unix:" + std::string(sun->sun_path, strnlen(sun->sun_path, max));
     }
     default:

@@ -52,8 +52,7 @@ Task<Result<Stream>> Stream::connect(SocketAddress address, ConnectOptions optio
   if (fd < 0) co_return Error::from_errno(errno, "socket");
   Stream stream(fd);
   if (options.nodelay && !address.is_unix()) (void)stream.set_nodelay(true);
-  Result<void> connected =
-      co_await runtime::with_timeout(connect_fd(fd, address), options.timeout);
+  Result<void> connected = co_await runtime::with_timeout(connect_fd(fd, address), options.timeout);
   if (!connected) {
     const Error& e = connected.error();
     co_return Error(e.code(), "connect " + address.to_string(), e.sys_errno());
@@ -75,12 +74,10 @@ Result<void> Stream::set_keepalive(const KeepAlive& k) {
       !r || !k.enabled) {
     return r;
   }
-  if (auto r = set_int_option(fd_, IPPROTO_TCP, TCP_KEEPIDLE, k.idle_seconds, "TCP_KEEPIDLE");
-      !r) {
+  if (auto r = set_int_option(fd_, IPPROTO_TCP, TCP_KEEPIDLE, k.idle_seconds, "TCP_KEEPIDLE"); !r) {
     return r;
   }
-  if (auto r =
-          set_int_option(fd_, IPPROTO_TCP, TCP_KEEPINTVL, k.interval_seconds, "TCP_KEEPINTVL");
+  if (auto r = set_int_option(fd_, IPPROTO_TCP, TCP_KEEPINTVL, k.interval_seconds, "TCP_KEEPINTVL");
       !r) {
     return r;
   }
@@ -116,6 +113,15 @@ static Result<void> prepare_unix_path(const SocketAddress& address, const Listen
       return Error(ErrorCode::kInvalidArgument,
                    "bind " + path + ": exists and is not a socket; not replacing it");
     }
+    // Stale only if nobody listens there: never take the path from a running server.
+    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const bool refused = probe >= 0 && ::connect(probe, address.data(), address.size()) != 0 &&
+                         errno == ECONNREFUSED;
+    if (probe >= 0) ::close(probe);
+    if (!refused) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "bind " + path + ": a server is listening there; not replacing it");
+    }
     ::unlink(path.c_str());
   }
   return ok();
@@ -138,8 +144,7 @@ Result<Listener> Listener::bind(const SocketAddress& address, const ListenOption
       }
     }
     if (address.family() == AF_INET6) {
-      (void)set_int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, options.ipv6_only ? 1 : 0,
-                           "IPV6_V6ONLY");
+      (void)set_int_option(fd, IPPROTO_IPV6, IPV6_V6ONLY, options.ipv6_only ? 1 : 0, "IPV6_V6ONLY");
     }
   }
   if (::bind(fd, address.data(), address.size()) != 0) {
@@ -228,8 +233,16 @@ Task<CopyResult> copy_bidirectional(Stream& a, Stream& b) {
   Task<Result<void>> fwd = pump(&forward, nullptr);
   fwd.set_cancel_state(&forward_cancel);
   Result<void> forward_result = co_await std::move(fwd);
-  if (!forward_result) back.cancel();
+  if (!forward_result || forward_cancel.cancelled()) {
+    back.cancel();
+  } else {
+    // The forward direction ended cleanly; the caller's cancellation (which the link delivers
+    // to forward_cancel) must now stop the backward one.
+    forward_cancel.set_handler([](void* handle) { static_cast<decltype(back)*>(handle)->cancel(); },
+                               &back);
+  }
   Result<void> backward_result = co_await back;
+  forward_cancel.clear_handler();
 
   CopyResult result;
   result.a_to_b = forward.bytes;
@@ -238,8 +251,8 @@ Task<CopyResult> copy_bidirectional(Stream& a, Stream& b) {
   // one failed is not the cause.
   const bool forward_failed = !forward_result;
   const bool backward_failed = !backward_result;
-  if (forward_failed && (!backward_failed ||
-                         forward_result.error().code() != ErrorCode::kCancelled)) {
+  if (forward_failed &&
+      (!backward_failed || forward_result.error().code() != ErrorCode::kCancelled)) {
     result.error = std::move(forward_result).error();
   } else if (backward_failed) {
     result.error = std::move(backward_result).error();

@@ -89,7 +89,7 @@ struct ListenOptions {
   int backlog = 4096;
   bool ipv6_only = false;  // IPV6_V6ONLY for [::] listeners
   // Unix sockets: permissions of the socket file (0 = leave as the umask made it), and whether
-  // to replace a stale socket file at the path.
+  // to replace a stale socket file at the path (one nobody listens on; a live one is an error).
   mode_t unix_mode = 0;
   bool unlink_stale_unix = true;
 };

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <vector>
 
 #include "base/log.h"
 #include "runtime/ready_queue.h"
@@ -24,10 +25,10 @@ constexpr size_t kScratchSize = 64 * 1024;
 
 // IoOp::phase values for this backend.
 enum Phase : uint8_t {
-  kIssue = 0,        // the op itself is submitted
-  kPollThenRetry,    // the op said EAGAIN; waiting for readiness, then resubmit it
-  kPollConnect,      // connect said EINPROGRESS; waiting for POLLOUT, then read SO_ERROR
-  kPollThenRead,     // read_some without a usable buffer ring: readiness, then read here
+  kIssue = 0,      // the op itself is submitted
+  kPollThenRetry,  // the op said EAGAIN; waiting for readiness, then resubmit it
+  kPollConnect,    // connect said EINPROGRESS; waiting for POLLOUT, then read SO_ERROR
+  kPollThenRead,   // read_some without a usable buffer ring: readiness, then read here
 };
 
 struct OpcodeNeed {
@@ -36,11 +37,16 @@ struct OpcodeNeed {
 };
 
 constexpr OpcodeNeed kNeededOpcodes[] = {
-    {IORING_OP_ACCEPT, "ACCEPT"},     {IORING_OP_CONNECT, "CONNECT"},
-    {IORING_OP_RECV, "RECV"},         {IORING_OP_SEND, "SEND"},
-    {IORING_OP_SENDMSG, "SENDMSG"},   {IORING_OP_CLOSE, "CLOSE"},
-    {IORING_OP_SHUTDOWN, "SHUTDOWN"}, {IORING_OP_POLL_ADD, "POLL_ADD"},
-    {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}, {IORING_OP_READ, "READ"},
+    {IORING_OP_ACCEPT, "ACCEPT"},
+    {IORING_OP_CONNECT, "CONNECT"},
+    {IORING_OP_RECV, "RECV"},
+    {IORING_OP_SEND, "SEND"},
+    {IORING_OP_SENDMSG, "SENDMSG"},
+    {IORING_OP_CLOSE, "CLOSE"},
+    {IORING_OP_SHUTDOWN, "SHUTDOWN"},
+    {IORING_OP_POLL_ADD, "POLL_ADD"},
+    {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
+    {IORING_OP_READ, "READ"},
 };
 
 int sysctl_io_uring_disabled() {
@@ -64,7 +70,7 @@ class UringBackend final : public Backend {
   void abandon(IoOp& op) override;
   void poll(std::optional<std::chrono::nanoseconds> timeout) override;
   void wake() override;
-  void forget_fd(int) override {}
+  void forget_fd(int fd) override;
   bool supports_multishot_accept() const override { return multishot_accept_; }
   size_t in_flight() const override { return in_flight_; }
 
@@ -87,6 +93,19 @@ class UringBackend final : public Backend {
   bool ring_ready_ = false;
   bool multishot_accept_ = false;
   size_t in_flight_ = 0;
+  // Operations in flight per fd, so a close cancels (a syscall) only when something is pending.
+  std::vector<uint32_t> pending_by_fd_;
+  void track(int fd, int delta) {
+    if (fd < 0) return;
+    if (static_cast<size_t>(fd) >= pending_by_fd_.size()) {
+      pending_by_fd_.resize(static_cast<size_t>(fd) * 2 + 64);
+    }
+    pending_by_fd_[static_cast<size_t>(fd)] += static_cast<uint32_t>(delta);
+  }
+  bool has_pending(int fd) const {
+    return fd >= 0 && static_cast<size_t>(fd) < pending_by_fd_.size() &&
+           pending_by_fd_[static_cast<size_t>(fd)] > 0;
+  }
 
   int wake_fd_ = -1;
   uint64_t wake_value_ = 0;
@@ -271,10 +290,31 @@ void UringBackend::submit_poll(IoOp& op, uint32_t events, uint8_t phase) {
   io_uring_sqe_set_data(sqe, &op);
 }
 
+void UringBackend::forget_fd(int fd) {
+  // io_uring holds its own reference to the file, so ops still pending on `fd` would outlive
+  // the close: they would never complete, and the socket would stay open (no FIN to the peer).
+  // Cancel them first, as the epoll backend does. Wait for the cancel itself, so it is matched
+  // against this file and not a later one that reuses the number (SQPOLL issues it late).
+  if (!has_pending(fd)) return;
+  IoOp cancel;
+  cancel.in_flight = true;
+  cancel.cancel_requested = true;  // its completion is final, whatever the result
+  ++in_flight_;
+  io_uring_sqe* sqe = get_sqe();
+  io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+  io_uring_sqe_set_data(sqe, &cancel);
+  while (cancel.in_flight) {
+    io_uring_submit_and_wait(&ring_, 1);
+    process_completions();
+  }
+}
+
 bool UringBackend::start(IoOp& op) {
+  if (op.code == OpCode::kClose) forget_fd(op.fd);  // same reason as for a synchronous close
   op.in_flight = true;
   op.cancel_requested = false;
   ++in_flight_;
+  track(op.fd, +1);
   if (op.code == OpCode::kRecvPooled && buf_ring_ == nullptr) {
     submit_poll(op, POLLIN, kPollThenRead);
   } else {
@@ -340,6 +380,7 @@ void UringBackend::handle(io_uring_cqe* cqe) {
     if (!(cqe->flags & IORING_CQE_F_MORE)) {
       op->in_flight = false;
       --in_flight_;
+      track(op->fd, -1);
     }
     complete_op(*op, *ready_);
     return;
@@ -413,6 +454,7 @@ void UringBackend::finish(IoOp& op, int32_t res) {
   op.result = res;
   op.in_flight = false;
   --in_flight_;
+  track(op.fd, -1);
   complete_op(op, *ready_);
 }
 
