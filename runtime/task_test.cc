@@ -70,6 +70,31 @@ TEST_P(TaskTest, SpawnedTasksRun) {
   EXPECT_EQ(count, 10);
 }
 
+// A finished detached task frees its frame at once, and with it what its parameters own (a
+// connection's socket must close when its task returns, not at shutdown).
+TEST_P(TaskTest, FinishedSpawnedTaskReleasesItsParameters) {
+  struct Flag {
+    bool* destroyed;
+    explicit Flag(bool* d) : destroyed(d) {}
+    Flag(Flag&& other) noexcept : destroyed(std::exchange(other.destroyed, nullptr)) {}
+    ~Flag() {
+      if (destroyed) *destroyed = true;
+    }
+  };
+  bool destroyed = false;
+  auto body = [&]() -> Task<void> {
+    spawn([](Flag f) -> Task<void> {
+      (void)f;
+      co_return;
+    }(Flag(&destroyed)));
+    co_await yield_now{};
+    co_await yield_now{};
+  };
+  run(body());
+  EXPECT_TRUE(destroyed);
+  EXPECT_EQ(rt().live_tasks(), 0u);
+}
+
 TEST_P(TaskTest, TenThousandConcurrentTasks) {
   constexpr int kTasks = 10'000;
   auto body = []() -> Task<long> {
