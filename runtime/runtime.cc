@@ -15,6 +15,7 @@ namespace {
 thread_local Runtime* t_current = nullptr;
 // Ready tasks run per turn before I/O is polled again, so a busy task set cannot starve I/O.
 constexpr size_t kMaxTasksPerTurn = 1024;
+constexpr unsigned kBusyTurnsPerPoll = 4;
 }  // namespace
 
 std::optional<BackendKind> parse_backend_kind(std::string_view name) {
@@ -157,13 +158,19 @@ void Runtime::turn(const bool* done) {
   now_ = Clock::now();
   timers_.fire_due(now_);
 
+  if (done && *done) return;
   std::optional<std::chrono::nanoseconds> timeout;
-  if (!ready_.empty() || mailbox_nonempty_.load(std::memory_order_acquire) || stop_requested() ||
-      (done && *done)) {
+  if (!ready_.empty()) {
+    // Tasks are still runnable: look for I/O only every few turns, so a burst of task
+    // switches does not pay a syscall each, while I/O still gets its turn.
+    if (++busy_turns_ < kBusyTurnsPerPoll) return;
+    timeout = std::chrono::nanoseconds(0);
+  } else if (mailbox_nonempty_.load(std::memory_order_acquire) || stop_requested()) {
     timeout = std::chrono::nanoseconds(0);
   } else if (!timers_.empty()) {
     timeout = std::max(timers_.next_deadline() - now_, std::chrono::nanoseconds(0));
   }
+  busy_turns_ = 0;
   backend_->poll(timeout);
   now_ = Clock::now();
 }

@@ -95,6 +95,7 @@ class Runtime {
   ReadyQueue ready_;
   TimerHeap timers_;
   TimePoint now_;
+  unsigned busy_turns_ = 0;  // turns in a row that ended with tasks still ready
   std::thread::id owner_;
 
   std::atomic<bool> stop_requested_{false};
