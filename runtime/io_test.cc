@@ -127,19 +127,6 @@ void reset_close(int fd) {
 
 class IoTest : public BackendTest {
  protected:
-  void expect_idle() {
-    EXPECT_EQ(rt().timers().size(), 0u);
-    EXPECT_EQ(rt().backend().in_flight(), 0u);
-  }
-  std::array<int, 2> socket_pair() {
-    int fds[2] = {-1, -1};
-    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | socket_flags(), 0, fds), 0);
-    return {fds[0], fds[1]};
-  }
-  void close_pair(const std::array<int, 2>& p) {
-    rt().close_fd(p[0]);
-    rt().close_fd(p[1]);
-  }
   // A TCP listener on 127.0.0.1, on a port the kernel picks.
   Listener listen_loopback(int backlog = 1024) {
     Listener l;

@@ -6,10 +6,14 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
+#include <array>
 #include <memory>
 #include <string>
 
+#include "runtime/backend.h"
+#include "runtime/io.h"
 #include "runtime/runtime.h"
 
 namespace monolake::runtime {
@@ -32,6 +36,22 @@ class BackendTest : public ::testing::TestWithParam<BackendKind> {
   }
 
   Runtime& rt() { return *rt_; }
+
+  // Nothing left behind: no timer queued, no operation in flight.
+  void expect_idle() {
+    EXPECT_EQ(rt().timers().size(), 0u);
+    EXPECT_EQ(rt().backend().in_flight(), 0u);
+  }
+  // A connected AF_UNIX stream pair with the backend's socket flags.
+  std::array<int, 2> socket_pair() {
+    int fds[2] = {-1, -1};
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | socket_flags(), 0, fds), 0);
+    return {fds[0], fds[1]};
+  }
+  void close_pair(const std::array<int, 2>& p) {
+    rt().close_fd(p[0]);
+    rt().close_fd(p[1]);
+  }
 
   std::unique_ptr<Runtime> rt_;
 };

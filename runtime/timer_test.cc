@@ -321,23 +321,7 @@ TEST(TimerHeapTest, HundredThousandRandomInsertsAndRemovals) {
 
 // --- Timers on the runtime ------------------------------------------------------------------
 
-class TimerTest : public BackendTest {
- protected:
-  void expect_idle() {
-    EXPECT_EQ(rt().timers().size(), 0u);
-    EXPECT_EQ(rt().backend().in_flight(), 0u);
-  }
-  // A connected AF_UNIX stream pair with the backend's socket flags.
-  std::array<int, 2> socket_pair() {
-    int fds[2] = {-1, -1};
-    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | socket_flags(), 0, fds), 0);
-    return {fds[0], fds[1]};
-  }
-  void close_pair(const std::array<int, 2>& p) {
-    rt().close_fd(p[0]);
-    rt().close_fd(p[1]);
-  }
-};
+class TimerTest : public BackendTest {};
 
 std::string name(ErrorCode code) { return std::string(error_code_name(code)); }
 
