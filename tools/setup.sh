@@ -11,7 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev libcli11-dev
   libspdlog-dev libfmt-dev libc-ares-dev
   # tools used by tests and benchmarks
-  curl netcat-openbsd procps iproute2 openssl gnutls-bin
+  curl netcat-openbsd procps iproute2 openssl gnutls-bin testssl.sh
 )
 
 missing=()
