@@ -285,6 +285,9 @@ class ServerState {
         !r) {
       return r;
     }
+    // DHE-RSA suites of the intermediate profile need DH parameters: the RFC 7919 group sized
+    // to the certificate's key.
+    SSL_CTX_set_dh_auto(ctx, 1);
     SSL_CTX_set_ex_data(ctx, ex_index(), this);
     SSL_CTX_set_tlsext_servername_callback(ctx, &ServerState::on_server_name);
     SSL_CTX_set_tlsext_servername_arg(ctx, this);

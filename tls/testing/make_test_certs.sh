@@ -31,7 +31,9 @@ leaf() {
   local name=$1 key=$2 san=$3 ext
   ext=$(mktemp)
   printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n' "$san" >"$ext"
-  q openssl req -new -key "$key" -out "$name.csr" -subj "/CN=${san#*:}" ${OPENSSL_PASSIN:+-passin "$OPENSSL_PASSIN"}
+  local cn=${san#*:}
+  cn=${cn%%,*}  # the first name of the SAN list
+  q openssl req -new -key "$key" -out "$name.csr" -subj "/CN=$cn" ${OPENSSL_PASSIN:+-passin "$OPENSSL_PASSIN"}
   q openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -out "$name.pem" \
     -days "${4:-30}" -extfile "$ext" ${OPENSSL_PASSIN:+-passin "$OPENSSL_PASSIN"}
   rm -f "$name.csr" "$ext"
