@@ -265,6 +265,19 @@ test_clients_of_our_server() {
   expect_output "TLS 1.3 ClientHello without renegotiation_info/SCSV accepted" "$out" \
     '^ServerHello$'
 
+  # A client-initiated TLS 1.2 renegotiation (s_client's "R" command) is refused, and the
+  # connection is not renegotiated.
+  mark_log
+  out=$( (
+    printf 'ping-monolake\n'
+    sleep 0.5
+    printf 'R\n'
+    sleep 1
+  ) | timeout 10 openssl s_client -connect "127.0.0.1:$port" -tls1_2 -servername b.test \
+    -CAfile "$certs/ca.pem" 2>&1) || true
+  expect_output "s_client renegotiation attempted" "$out" '^RENEGOTIATING'
+  expect_output "s_client renegotiation refused" "$out" 'no renegotiation'
+
   # TLS 1.1 and 1.0 are refused by our server (the clients are allowed to offer them).
   for version in tls1_1 tls1; do
     s_client "-$version" -cipher 'DEFAULT:@SECLEVEL=0' -servername b.test

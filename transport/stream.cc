@@ -92,13 +92,16 @@ Listener::~Listener() {
 }
 
 Listener::Listener(Listener&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), acceptor_(std::move(other.acceptor_)) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      nodelay_(other.nodelay_),
+      acceptor_(std::move(other.acceptor_)) {}
 
 Listener& Listener::operator=(Listener&& other) noexcept {
   if (this != &other) {
     acceptor_.reset();
     close_now(fd_);
     fd_ = std::exchange(other.fd_, -1);
+    nodelay_ = other.nodelay_;
     acceptor_ = std::move(other.acceptor_);
   }
   return *this;
@@ -134,6 +137,7 @@ Result<Listener> Listener::bind(const SocketAddress& address, const ListenOption
   const int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return Error::from_errno(errno, "socket");
   Listener listener(fd);
+  listener.nodelay_ = options.nodelay && !address.is_unix();
   if (address.is_unix()) {
     if (auto r = prepare_unix_path(address, options); !r) return std::move(r).error();
   } else {
@@ -169,7 +173,12 @@ Result<Listener> Listener::adopt(int fd) {
     return Error::from_errno(errno, "adopt listener");
   }
   if (!listening) return Error(ErrorCode::kInvalidArgument, "adopt: fd is not listening");
-  return Listener(fd);
+  int domain = AF_UNIX;
+  len = sizeof domain;
+  ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+  Listener listener(fd);
+  listener.nodelay_ = domain != AF_UNIX;
+  return listener;
 }
 
 int Listener::release() {
@@ -181,7 +190,9 @@ Task<Result<Stream>> Listener::accept() {
   if (!acceptor_) acceptor_ = std::make_unique<runtime::Acceptor>(fd_);
   Result<runtime::AcceptedSocket> accepted = co_await acceptor_->accept();
   if (!accepted) co_return std::move(accepted).error();
-  co_return Stream(accepted->fd);
+  Stream stream(accepted->fd);
+  if (nodelay_) (void)stream.set_nodelay(true);
+  co_return stream;
 }
 
 // --- copy_bidirectional ---------------------------------------------------------------------

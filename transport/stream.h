@@ -87,6 +87,9 @@ struct ListenOptions {
   bool reuse_port = true;  // SO_REUSEPORT: one listener per worker on the same port
   bool reuse_addr = true;
   int backlog = 4096;
+  // TCP_NODELAY on accepted TCP connections: a proxy forwards small writes at once rather
+  // than waiting for the peer's delayed ACK (Nagle).
+  bool nodelay = true;
   bool ipv6_only = false;  // IPV6_V6ONLY for [::] listeners
   // Unix sockets: permissions of the socket file (0 = leave as the umask made it), and whether
   // to replace a stale socket file at the path (one nobody listens on; a live one is an error).
@@ -119,6 +122,7 @@ class Listener {
  private:
   explicit Listener(int fd) : fd_(fd) {}
   int fd_ = -1;
+  bool nodelay_ = false;  // set TCP_NODELAY on accepted connections
   std::unique_ptr<runtime::Acceptor> acceptor_;  // made on first accept, on the runtime thread
 };
 

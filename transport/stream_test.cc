@@ -657,8 +657,11 @@ TEST_P(StreamTest, NodelayAndKeepalive) {
   Stream& client = pair->client;
   Stream& server = pair->server;
 
-  // connect() sets TCP_NODELAY by default.
+  // connect() and accept() set TCP_NODELAY by default.
   EXPECT_EQ(int_option(client.fd(), IPPROTO_TCP, TCP_NODELAY), 1);
+  EXPECT_EQ(int_option(server.fd(), IPPROTO_TCP, TCP_NODELAY), 1);
+  ASSERT_TRUE(server.set_nodelay(false).has_value());
+  EXPECT_EQ(int_option(server.fd(), IPPROTO_TCP, TCP_NODELAY), 0);
   ASSERT_TRUE(server.set_nodelay(true).has_value());
   EXPECT_EQ(int_option(server.fd(), IPPROTO_TCP, TCP_NODELAY), 1);
   ASSERT_TRUE(server.set_nodelay(false).has_value());
