@@ -23,6 +23,13 @@ std::string_view backend_name(Backend backend) {
   return backend == Backend::kOpenSsl ? "openssl" : "gnutls";
 }
 
+Result<Version> parse_version(std::string_view text) {
+  if (text == "1.2" || text == "TLSv1.2") return Version::kTls12;
+  if (text == "1.3" || text == "TLSv1.3") return Version::kTls13;
+  return Error(ErrorCode::kInvalidArgument,
+               fmt::format("unsupported TLS version '{}': expected 1.2 or 1.3", text));
+}
+
 std::string_view version_name(Version version) {
   return version == Version::kTls12 ? "TLSv1.2" : "TLSv1.3";
 }

@@ -63,12 +63,15 @@ class ClientBackend {
 };
 
 // Backend factories (openssl/, gnutls/).
-Result<std::unique_ptr<ServerBackend>> make_openssl_server(const ServerConfig& config,
+// Backends are shared: each engine keeps the state of the backend that made it alive (its
+// callbacks can run for as long as the connection lives), so a reload can drop a context while
+// its connections go on.
+Result<std::shared_ptr<ServerBackend>> make_openssl_server(const ServerConfig& config,
                                                            std::shared_ptr<TicketKeys> keys);
-Result<std::unique_ptr<ClientBackend>> make_openssl_client(const ClientConfig& config);
-Result<std::unique_ptr<ServerBackend>> make_gnutls_server(const ServerConfig& config,
+Result<std::shared_ptr<ClientBackend>> make_openssl_client(const ClientConfig& config);
+Result<std::shared_ptr<ServerBackend>> make_gnutls_server(const ServerConfig& config,
                                                           std::shared_ptr<TicketKeys> keys);
-Result<std::unique_ptr<ClientBackend>> make_gnutls_client(const ClientConfig& config);
+Result<std::shared_ptr<ClientBackend>> make_gnutls_client(const ClientConfig& config);
 
 // Shared helpers for the backends.
 // Matches an SNI name against a certificate name ("example.com" or "*.example.com", one label).

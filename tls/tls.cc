@@ -37,7 +37,7 @@ Result<std::shared_ptr<ServerContext>> ServerContext::create(Backend backend,
 }
 
 ServerContext::ServerContext(Backend backend, ServerConfig config,
-                             std::unique_ptr<detail::ServerBackend> impl)
+                             std::shared_ptr<detail::ServerBackend> impl)
     : backend_(backend), config_(std::move(config)), impl_(std::move(impl)) {}
 
 ServerContext::~ServerContext() = default;
@@ -71,7 +71,7 @@ Result<std::shared_ptr<ClientContext>> ClientContext::create(Backend backend,
 }
 
 ClientContext::ClientContext(Backend backend, ClientConfig config,
-                             std::unique_ptr<detail::ClientBackend> impl)
+                             std::shared_ptr<detail::ClientBackend> impl)
     : backend_(backend), config_(std::move(config)), impl_(std::move(impl)) {}
 
 ClientContext::~ClientContext() = default;

@@ -37,6 +37,8 @@ std::string_view backend_name(Backend backend);
 
 enum class Version { kTls12, kTls13 };
 std::string_view version_name(Version version);
+// "1.2" | "1.3" (also "TLSv1.2" | "TLSv1.3"); TLS 1.1 and older are not supported.
+Result<Version> parse_version(std::string_view text);
 
 // One certificate chain and its private key (PEM: PKCS#1, PKCS#8 or SEC1 EC; encrypted PKCS#8
 // with a passphrase). `names` are the SNI names it serves (exact or "*.suffix"); the first
@@ -125,10 +127,10 @@ class ServerContext {
   const ServerConfig& config() const { return config_; }
 
  private:
-  ServerContext(Backend backend, ServerConfig config, std::unique_ptr<detail::ServerBackend> impl);
+  ServerContext(Backend backend, ServerConfig config, std::shared_ptr<detail::ServerBackend> impl);
   Backend backend_;
   ServerConfig config_;
-  std::unique_ptr<detail::ServerBackend> impl_;
+  std::shared_ptr<detail::ServerBackend> impl_;
 };
 
 class ClientContext {
@@ -144,10 +146,10 @@ class ClientContext {
   Backend backend() const { return backend_; }
 
  private:
-  ClientContext(Backend backend, ClientConfig config, std::unique_ptr<detail::ClientBackend> impl);
+  ClientContext(Backend backend, ClientConfig config, std::shared_ptr<detail::ClientBackend> impl);
   Backend backend_;
   ClientConfig config_;
-  std::unique_ptr<detail::ClientBackend> impl_;
+  std::shared_ptr<detail::ClientBackend> impl_;
 };
 
 // A TLS connection over a transport::Stream, read and written like one.

@@ -122,7 +122,7 @@ class Listener {
  private:
   explicit Listener(int fd) : fd_(fd) {}
   int fd_ = -1;
-  bool nodelay_ = false;  // set TCP_NODELAY on accepted connections
+  bool nodelay_ = false;                         // set TCP_NODELAY on accepted connections
   std::unique_ptr<runtime::Acceptor> acceptor_;  // made on first accept, on the runtime thread
 };
 

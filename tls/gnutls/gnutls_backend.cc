@@ -538,7 +538,9 @@ Result<void> check(int r, std::string_view what) {
 // --- Server ----------------------------------------------------------------------------------
 
 // Everything a server session is built from; shared with every engine it made.
-class ServerState final : public EngineOwner, public std::enable_shared_from_this<ServerState> {
+class ServerState final : public ServerBackend,
+                          public EngineOwner,
+                          public std::enable_shared_from_this<ServerState> {
  public:
   Result<void> init(const ServerConfig& config, std::shared_ptr<TicketKeys> keys) {
     if (auto r = check_alpn(config.alpn); !r) return r;
@@ -559,7 +561,7 @@ class ServerState final : public EngineOwner, public std::enable_shared_from_thi
     return ok();
   }
 
-  Result<std::unique_ptr<Engine>> new_engine() const {
+  Result<std::unique_ptr<Engine>> new_engine() const override {
     auto session = new_session(GNUTLS_SERVER | (tickets_ ? 0 : GNUTLS_NO_TICKETS));
     if (!session) return std::move(session).error();
     gnutls_session_t s = session->get();
@@ -657,15 +659,6 @@ class ServerState final : public EngineOwner, public std::enable_shared_from_thi
   gnutls_certificate_request_t client_certs_ = GNUTLS_CERT_IGNORE;
 };
 
-class GnuTlsServer final : public ServerBackend {
- public:
-  explicit GnuTlsServer(std::shared_ptr<ServerState> state) : state_(std::move(state)) {}
-  Result<std::unique_ptr<Engine>> new_engine() const override { return state_->new_engine(); }
-
- private:
-  std::shared_ptr<ServerState> state_;
-};
-
 // --- Client ----------------------------------------------------------------------------------
 
 bool is_ip_literal(const std::string& name) {
@@ -674,7 +667,9 @@ bool is_ip_literal(const std::string& name) {
 }
 
 // The client credentials and its session cache; shared with every engine it made.
-class ClientState final : public EngineOwner, public std::enable_shared_from_this<ClientState> {
+class ClientState final : public ClientBackend,
+                          public EngineOwner,
+                          public std::enable_shared_from_this<ClientState> {
  public:
   Result<void> init(const ClientConfig& config) {
     if (auto r = check_alpn(config.alpn); !r) return r;
@@ -697,7 +692,7 @@ class ClientState final : public EngineOwner, public std::enable_shared_from_thi
     return ok();
   }
 
-  Result<std::unique_ptr<Engine>> new_engine(const std::string& server_name) const {
+  Result<std::unique_ptr<Engine>> new_engine(const std::string& server_name) const override {
     unsigned flags = GNUTLS_CLIENT | (resumption_ ? 0 : GNUTLS_NO_TICKETS);
     // Send our certificate even if the server's list of acceptable CAs does not name its
     // issuer (GnuTLS would otherwise send none), as OpenSSL does: the server decides.
@@ -773,20 +768,9 @@ class ClientState final : public EngineOwner, public std::enable_shared_from_thi
   mutable std::map<std::string, std::string> sessions_;  // server name -> gnutls session data
 };
 
-class GnuTlsClient final : public ClientBackend {
- public:
-  explicit GnuTlsClient(std::shared_ptr<ClientState> state) : state_(std::move(state)) {}
-  Result<std::unique_ptr<Engine>> new_engine(const std::string& server_name) const override {
-    return state_->new_engine(server_name);
-  }
-
- private:
-  std::shared_ptr<ClientState> state_;
-};
-
 }  // namespace
 
-Result<std::unique_ptr<ServerBackend>> make_gnutls_server(const ServerConfig& config,
+Result<std::shared_ptr<ServerBackend>> make_gnutls_server(const ServerConfig& config,
                                                           std::shared_ptr<TicketKeys> keys) {
   global_init();
   if (config.certificates.empty()) {
@@ -794,14 +778,14 @@ Result<std::unique_ptr<ServerBackend>> make_gnutls_server(const ServerConfig& co
   }
   auto state = std::make_shared<ServerState>();
   if (auto r = state->init(config, std::move(keys)); !r) return std::move(r).error();
-  return std::unique_ptr<ServerBackend>(std::make_unique<GnuTlsServer>(std::move(state)));
+  return std::shared_ptr<ServerBackend>(std::move(state));
 }
 
-Result<std::unique_ptr<ClientBackend>> make_gnutls_client(const ClientConfig& config) {
+Result<std::shared_ptr<ClientBackend>> make_gnutls_client(const ClientConfig& config) {
   global_init();
   auto state = std::make_shared<ClientState>();
   if (auto r = state->init(config); !r) return std::move(r).error();
-  return std::unique_ptr<ClientBackend>(std::make_unique<GnuTlsClient>(std::move(state)));
+  return std::shared_ptr<ClientBackend>(std::move(state));
 }
 
 }  // namespace monolake::tls::detail

@@ -55,13 +55,13 @@ class GnuTlsSmokeTest : public ::testing::Test {
     return config;
   }
 
-  static std::unique_ptr<ServerBackend> server(const ServerConfig& config,
+  static std::shared_ptr<ServerBackend> server(const ServerConfig& config,
                                                std::shared_ptr<TicketKeys> keys = nullptr) {
     auto made = make_gnutls_server(config, keys ? keys : TicketKeys::generate());
     EXPECT_TRUE(made.has_value()) << made.error().to_string();
     return made ? std::move(*made) : nullptr;
   }
-  static std::unique_ptr<ClientBackend> client(const ClientConfig& config) {
+  static std::shared_ptr<ClientBackend> client(const ClientConfig& config) {
     auto made = make_gnutls_client(config);
     EXPECT_TRUE(made.has_value()) << made.error().to_string();
     return made ? std::move(*made) : nullptr;

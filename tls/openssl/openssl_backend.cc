@@ -256,7 +256,7 @@ int ex_index() {
 }
 
 // Everything the server's OpenSSL callbacks read; shared with every engine it made.
-class ServerState {
+class ServerState final : public ServerBackend, public std::enable_shared_from_this<ServerState> {
  public:
   Result<void> init(const ServerConfig& config, std::shared_ptr<TicketKeys> keys) {
     keys_ = std::move(keys);
@@ -271,7 +271,14 @@ class ServerState {
     return ok();
   }
 
-  SSL_CTX* default_context() const { return contexts_.front().ctx.get(); }
+  Result<std::unique_ptr<Engine>> new_engine() const override {
+    SSL* ssl = SSL_new(contexts_.front().ctx.get());
+    if (!ssl) return tls_error("tls: SSL_new: " + openssl_errors());
+    auto engine = std::make_unique<OpenSslEngine>(ssl, "");
+    engine->keep_alive(shared_from_this());
+    SSL_set_accept_state(ssl);
+    return std::unique_ptr<Engine>(std::move(engine));
+  }
 
  private:
   struct NamedContext {
@@ -384,23 +391,6 @@ class ServerState {
   std::vector<NamedContext> contexts_;
 };
 
-class OpenSslServer final : public ServerBackend {
- public:
-  explicit OpenSslServer(std::shared_ptr<ServerState> state) : state_(std::move(state)) {}
-
-  Result<std::unique_ptr<Engine>> new_engine() const override {
-    SSL* ssl = SSL_new(state_->default_context());
-    if (!ssl) return tls_error("tls: SSL_new: " + openssl_errors());
-    auto engine = std::make_unique<OpenSslEngine>(ssl, "");
-    engine->keep_alive(state_);
-    SSL_set_accept_state(ssl);
-    return std::unique_ptr<Engine>(std::move(engine));
-  }
-
- private:
-  std::shared_ptr<ServerState> state_;
-};
-
 // --- Client -----------------------------------------------------------------------------------
 
 bool is_ip_literal(const std::string& name) {
@@ -414,7 +404,7 @@ int client_ex_index() {
 }
 
 // The client context and its session cache; shared with every engine it made.
-class ClientState : public std::enable_shared_from_this<ClientState> {
+class ClientState final : public ClientBackend, public std::enable_shared_from_this<ClientState> {
  public:
   ~ClientState() {
     for (auto& [name, session] : sessions_) SSL_SESSION_free(session);
@@ -459,7 +449,7 @@ class ClientState : public std::enable_shared_from_this<ClientState> {
     return ok();
   }
 
-  Result<std::unique_ptr<Engine>> new_engine(const std::string& server_name) const {
+  Result<std::unique_ptr<Engine>> new_engine(const std::string& server_name) const override {
     SSL* ssl = SSL_new(ctx_.get());
     if (!ssl) return tls_error("tls: SSL_new: " + openssl_errors());
     auto engine = std::make_unique<OpenSslEngine>(ssl, server_name);
@@ -526,30 +516,19 @@ class ClientState : public std::enable_shared_from_this<ClientState> {
   std::map<std::string, SSL_SESSION*> sessions_;
 };
 
-class OpenSslClient final : public ClientBackend {
- public:
-  explicit OpenSslClient(std::shared_ptr<ClientState> state) : state_(std::move(state)) {}
-  Result<std::unique_ptr<Engine>> new_engine(const std::string& server_name) const override {
-    return state_->new_engine(server_name);
-  }
-
- private:
-  std::shared_ptr<ClientState> state_;
-};
-
 }  // namespace
 
-Result<std::unique_ptr<ServerBackend>> make_openssl_server(const ServerConfig& config,
+Result<std::shared_ptr<ServerBackend>> make_openssl_server(const ServerConfig& config,
                                                            std::shared_ptr<TicketKeys> keys) {
   auto state = std::make_shared<ServerState>();
   if (auto r = state->init(config, std::move(keys)); !r) return std::move(r).error();
-  return std::unique_ptr<ServerBackend>(std::make_unique<OpenSslServer>(std::move(state)));
+  return std::shared_ptr<ServerBackend>(std::move(state));
 }
 
-Result<std::unique_ptr<ClientBackend>> make_openssl_client(const ClientConfig& config) {
+Result<std::shared_ptr<ClientBackend>> make_openssl_client(const ClientConfig& config) {
   auto state = std::make_shared<ClientState>();
   if (auto r = state->init(config); !r) return std::move(r).error();
-  return std::unique_ptr<ClientBackend>(std::make_unique<OpenSslClient>(std::move(state)));
+  return std::shared_ptr<ClientBackend>(std::move(state));
 }
 
 }  // namespace monolake::tls::detail

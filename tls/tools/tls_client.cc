@@ -18,32 +18,14 @@
 #include "runtime/runtime.h"
 #include "runtime/time.h"
 #include "tls/tls.h"
+#include "tls/tools/cli.h"
 #include "transport/stream.h"
 
 using namespace monolake;
 using runtime::Task;
+using tls::tools::split;
 
 namespace {
-
-std::vector<std::string> split(std::string_view text, char separator) {
-  std::vector<std::string> out;
-  if (text.empty()) return out;
-  size_t start = 0;
-  while (true) {
-    const size_t end = text.find(separator, start);
-    out.emplace_back(text.substr(start, end - start));
-    if (end == std::string_view::npos) break;
-    start = end + 1;
-  }
-  return out;
-}
-
-Result<tls::Version> parse_version(std::string_view text) {
-  if (text == "1.2") return tls::Version::kTls12;
-  if (text == "1.3") return tls::Version::kTls13;
-  return Error(ErrorCode::kInvalidArgument,
-               fmt::format("unknown TLS version '{}': expected 1.2 or 1.3", text));
-}
 
 // Control characters of the reply made visible; the final line end dropped.
 std::string printable(std::string_view text) {
@@ -157,9 +139,9 @@ int main(int argc, char** argv) {
   config.ca_file = ca;
   config.verify = !no_verify;
   config.alpn = split(alpn, ',');
-  auto min = parse_version(min_version);
+  auto min = tls::parse_version(min_version);
   if (!min) return fail(min.error().message());
-  auto max = parse_version(max_version);
+  auto max = tls::parse_version(max_version);
   if (!max) return fail(max.error().message());
   config.min_version = *min;
   config.max_version = *max;

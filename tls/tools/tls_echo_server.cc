@@ -24,10 +24,12 @@
 #include "runtime/time.h"
 #include "runtime/worker_pool.h"
 #include "tls/tls.h"
+#include "tls/tools/cli.h"
 #include "transport/stream.h"
 
 using namespace monolake;
 using runtime::Task;
+using tls::tools::split;
 
 namespace {
 
@@ -37,19 +39,6 @@ void print_line(const std::string& line) {
   std::fwrite(line.data(), 1, line.size(), stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);
-}
-
-std::vector<std::string> split(std::string_view text, char separator) {
-  std::vector<std::string> out;
-  if (text.empty()) return out;
-  size_t start = 0;
-  while (true) {
-    const size_t end = text.find(separator, start);
-    out.emplace_back(text.substr(start, end - start));
-    if (end == std::string_view::npos) break;
-    start = end + 1;
-  }
-  return out;
 }
 
 // "CHAIN,KEY[,NAME1;NAME2...]"
@@ -68,13 +57,6 @@ Result<tls::Certificate> parse_certificate(std::string_view spec) {
     }
   }
   return cert;
-}
-
-Result<tls::Version> parse_version(std::string_view text) {
-  if (text == "1.2") return tls::Version::kTls12;
-  if (text == "1.3") return tls::Version::kTls13;
-  return Error(ErrorCode::kInvalidArgument,
-               fmt::format("unknown TLS version '{}': expected 1.2 or 1.3", text));
 }
 
 // The keys in `path` if it exists; else fresh keys, written there for the next run.
@@ -190,9 +172,9 @@ int main(int argc, char** argv) {
     config.certificates.push_back(std::move(*cert));
   }
   config.alpn = split(alpn, ',');
-  auto min = parse_version(min_version);
+  auto min = tls::parse_version(min_version);
   if (!min) return fail(min.error().message());
-  auto max = parse_version(max_version);
+  auto max = tls::parse_version(max_version);
   if (!max) return fail(max.error().message());
   config.min_version = *min;
   config.max_version = *max;
