@@ -160,6 +160,18 @@ bool name_matches(std::string_view pattern, std::string_view name) {
   return lower_equal(pattern, name);
 }
 
+Result<std::string> resumption_policy(const ServerConfig& config) {
+  std::string policy = "monolake-resumption-v1;require=";
+  policy += config.require_client_certificate ? "1" : "0";
+  policy += ";ca=";
+  if (!config.client_ca_file.empty()) {
+    auto ca = read_file(config.client_ca_file, "tls: client CA");
+    if (!ca) return std::move(ca).error();
+    policy += *ca;
+  }
+  return policy;
+}
+
 Result<std::string> read_file(const std::string& path, std::string_view what) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Error::from_errno(errno, fmt::format("{} {}: cannot open", what, path));

@@ -76,6 +76,12 @@ Result<std::shared_ptr<ClientBackend>> make_gnutls_client(const ClientConfig& co
 // Shared helpers for the backends.
 // Matches an SNI name against a certificate name ("example.com" or "*.example.com", one label).
 bool name_matches(std::string_view pattern, std::string_view name);
+// What a resumed session must have been established under: the client-certificate policy
+// (CA bundle contents and whether a certificate is required). A resumed handshake sends no
+// certificates, so a session made under another policy (before a reload that added mTLS, or on
+// another listener sharing the TicketKeys) must not resume; backends bind their tickets to a
+// digest of this.
+Result<std::string> resumption_policy(const ServerConfig& config);
 // Reads a whole file, with an error naming it.
 Result<std::string> read_file(const std::string& path, std::string_view what);
 // A protocol error with the backend's reason.

@@ -10,20 +10,28 @@ using detail::Engine;
 
 // --- contexts ---------------------------------------------------------------------------------
 
+// Checks shared by servers and clients, so both backends refuse the same configurations.
+static Result<void> check_versions_and_policy(Version min, Version max, const std::string& policy) {
+  if (min > max) return Error(ErrorCode::kInvalidArgument, "tls: min_version is above max_version");
+  if (policy != "intermediate" && policy != "modern") {
+    return Error(
+        ErrorCode::kInvalidArgument,
+        fmt::format("tls: unknown cipher policy '{}': expected intermediate or modern", policy));
+  }
+  if (policy == "modern" && max < Version::kTls13) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "tls: cipher policy 'modern' is TLS 1.3 only, but max_version is TLS 1.2");
+  }
+  return ok();
+}
+
 static Result<void> check_server_config(const ServerConfig& config) {
   if (config.certificates.empty()) {
     return Error(ErrorCode::kInvalidArgument, "tls: a server needs at least one certificate");
   }
-  if (config.min_version > config.max_version) {
-    return Error(ErrorCode::kInvalidArgument, "tls: min_version is above max_version");
-  }
-  if (config.cipher_policy != "intermediate" && config.cipher_policy != "modern") {
-    return Error(ErrorCode::kInvalidArgument,
-                 fmt::format("tls: unknown cipher policy '{}': expected intermediate or modern",
-                             config.cipher_policy));
-  }
-  return ok();
+  return check_versions_and_policy(config.min_version, config.max_version, config.cipher_policy);
 }
+
 
 Result<std::shared_ptr<ServerContext>> ServerContext::create(Backend backend,
                                                              const ServerConfig& config,
@@ -61,8 +69,10 @@ Task<Result<TlsStream>> ServerContext::accept(transport::Stream stream) const {
 
 Result<std::shared_ptr<ClientContext>> ClientContext::create(Backend backend,
                                                              const ClientConfig& config) {
-  if (config.min_version > config.max_version) {
-    return Error(ErrorCode::kInvalidArgument, "tls: min_version is above max_version");
+  if (auto r =
+          check_versions_and_policy(config.min_version, config.max_version, config.cipher_policy);
+      !r) {
+    return std::move(r).error();
   }
   auto impl = backend == Backend::kOpenSsl ? detail::make_openssl_client(config)
                                            : detail::make_gnutls_client(config);
@@ -78,6 +88,10 @@ ClientContext::~ClientContext() = default;
 
 Task<Result<TlsStream>> ClientContext::connect(transport::Stream stream,
                                                std::string server_name) const {
+  if (config_.verify && server_name.empty()) {
+    co_return Error(ErrorCode::kInvalidArgument,
+                    "tls: verifying the server needs its name (or verify = false)");
+  }
   auto engine = impl_->new_engine(server_name);
   if (!engine) co_return std::move(engine).error();
   TlsStream tls(std::move(stream), std::move(*engine));
@@ -95,12 +109,21 @@ TlsStream& TlsStream::operator=(TlsStream&&) noexcept = default;
 TlsStream::~TlsStream() = default;
 
 Task<Result<void>> TlsStream::flush() {
-  if (!engine_->has_output()) co_return ok();
-  IoBuffer out;
-  engine_->drain(out);
-  auto [written, rest] = co_await stream_.write_all(std::move(out));
-  if (!written) co_return std::move(written).error();
-  co_return ok();
+  // Another flush is sending: it keeps going until the engine has no output left, ours included.
+  if (flushing_) co_return ok();
+  flushing_ = true;
+  Result<void> result = ok();
+  while (engine_->has_output()) {
+    IoBuffer out;
+    engine_->drain(out);
+    auto [written, rest] = co_await stream_.write_all(std::move(out));
+    if (!written) {
+      result = std::move(written).error();
+      break;
+    }
+  }
+  flushing_ = false;
+  co_return result;
 }
 
 Task<Result<size_t>> TlsStream::fill() {
@@ -187,15 +210,21 @@ std::shared_ptr<const ServerContext> ReloadableServerContext::current() const {
 }
 
 Result<void> ReloadableServerContext::reload() {
+  std::lock_guard<std::mutex> one_at_a_time(reload_mutex_);
   ServerConfig config;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     config = config_;
   }
-  return reload(std::move(config));
+  return swap_in(std::move(config));
 }
 
 Result<void> ReloadableServerContext::reload(ServerConfig config) {
+  std::lock_guard<std::mutex> one_at_a_time(reload_mutex_);
+  return swap_in(std::move(config));
+}
+
+Result<void> ReloadableServerContext::swap_in(ServerConfig config) {
   auto fresh = ServerContext::create(backend_, config, ticket_keys_);
   if (!fresh) return std::move(fresh).error();
   std::lock_guard<std::mutex> lock(mutex_);

@@ -139,8 +139,8 @@ class ClientContext {
   ~ClientContext();
 
   // Runs the client handshake on `stream`. `server_name` is sent as SNI and, when verifying,
-  // must match the certificate. A session from an earlier connection to the same name is
-  // offered for resumption.
+  // must match the certificate (so it may not be empty then: an error, not a skipped check). A
+  // session from an earlier connection to the same name is offered for resumption.
   Task<Result<TlsStream>> connect(transport::Stream stream, std::string server_name) const;
 
   Backend backend() const { return backend_; }
@@ -189,6 +189,9 @@ class TlsStream {
   transport::Stream stream_;
   std::unique_ptr<detail::Engine> engine_;
   bool close_notify_received_ = false;
+  // A read and a write may be in flight at once (full-duplex proxying); only one of them sends
+  // ciphertext at a time, or their records could interleave on the socket.
+  bool flushing_ = false;
 };
 
 // Holds the current ServerContext of a listener for certificate reload: reload() builds a new
@@ -205,9 +208,11 @@ class ReloadableServerContext {
 
  private:
   ReloadableServerContext() = default;
+  Result<void> swap_in(ServerConfig config);  // with reload_mutex_ held
   Backend backend_ = Backend::kOpenSsl;
   std::shared_ptr<TicketKeys> ticket_keys_;
-  mutable std::mutex mutex_;
+  std::mutex reload_mutex_;   // one reload at a time, so a slower one cannot undo a newer one
+  mutable std::mutex mutex_;  // guards config_ and current_
   ServerConfig config_;
   std::shared_ptr<const ServerContext> current_;
 };

@@ -752,6 +752,44 @@ TEST_P(TlsTest, DifferentTicketKeysDoNotResume) {
   }
 }
 
+// A resumed handshake sends no certificates, so a ticket must not carry a client past a
+// client-certificate policy it was not issued under (a reload that adds mTLS, another listener
+// sharing the keys).
+TEST_P(TlsTest, TicketsAreBoundToTheClientCertificatePolicy) {
+  for (Version max : {Version::kTls13, Version::kTls12}) {
+    SCOPED_TRACE(version_name(max));
+    auto keys = TicketKeys::generate();
+    ServerConfig plain = server_config();
+    ServerConfig with_mtls = server_config();
+    with_mtls.client_ca_file = path("ca.pem");
+    with_mtls.require_client_certificate = false;  // a client without one is still let in
+    auto server1 = make_server(plain, keys);
+    auto server2 = make_server(with_mtls, keys);
+    auto server3 = make_server(plain, keys);
+    auto client = make_client(client_config(max));
+    ASSERT_TRUE(server1 && server2 && server3 && client);
+    Outcome first = connect(server1, client, "a.test");
+    ASSERT_TRUE(first.ok()) << first;
+    Outcome other_policy = connect(server2, client, "a.test");
+    ASSERT_TRUE(other_policy.ok()) << other_policy;
+    EXPECT_FALSE(other_policy.server_resumed);
+    EXPECT_FALSE(other_policy.client_resumed);
+    Outcome fresh = connect(server1, client, "a.test");  // a new ticket from the plain policy
+    ASSERT_TRUE(fresh.ok()) << fresh;
+    Outcome same_policy = connect(server3, client, "a.test");
+    ASSERT_TRUE(same_policy.ok()) << same_policy;
+    EXPECT_TRUE(same_policy.server_resumed);
+  }
+}
+
+TEST_P(TlsTest, VerifyingClientNeedsAServerName) {
+  auto server = make_server(server_config());
+  auto client = make_client(client_config());
+  ASSERT_TRUE(server && client);
+  Outcome o = connect(server, client, "");
+  EXPECT_FALSE(o.ok()) << o;
+}
+
 TEST_P(TlsTest, TicketKeyRotation) {
   for (Version max : {Version::kTls13, Version::kTls12}) {
     SCOPED_TRACE(version_name(max));

@@ -1,6 +1,7 @@
 // The GnuTLS 3.7 backend: sessions whose transport callbacks read and write memory buffers, so
 // GnuTLS never touches a socket and never blocks.
 #include <arpa/inet.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
@@ -553,6 +554,9 @@ class ServerState final : public ServerBackend,
       certificates_.push_back({cert.names, std::move(*cred)});
     }
     alpn_ = config.alpn;
+    auto policy = resumption_policy(config);
+    if (!policy) return std::move(policy).error();
+    policy_ = std::move(*policy);
     keys_ = std::move(keys);
     tickets_ = config.session_tickets && keys_ != nullptr;
     if (!config.client_ca_file.empty()) {
@@ -644,10 +648,22 @@ class ServerState final : public ServerBackend,
   // the previous one still accepted). A TicketKeys::rotate() changes the master key for new
   // sessions; tickets sealed under an earlier TicketKeys key are then not accepted (GnuTLS
   // has no hook for old keys) and those clients make a full handshake.
+  //
+  // The master key is bound to the client-certificate policy (HMAC-SHA256 of the policy under
+  // the TicketKeys key, two blocks for GnuTLS's 64 bytes), so a ticket from another policy
+  // cannot be opened and its client makes a full handshake.
   Result<void> enable_tickets(gnutls_session_t s) const {
-    static_assert(TicketKeys::kKeySize >= 64);
     const std::string key = keys_->current();
-    const gnutls_datum_t master = as_datum(std::string_view(key).substr(0, 64));
+    unsigned char master_key[64];
+    for (int block = 0; block < 2; ++block) {
+      const std::string message = std::string(1, static_cast<char>('1' + block)) + policy_;
+      if (int r = gnutls_hmac_fast(GNUTLS_MAC_SHA256, key.data(), key.size(), message.data(),
+                                   message.size(), master_key + 32 * block);
+          r < 0) {
+        return tls_error("tls: ticket key derivation: " + gnutls_reason(r));
+      }
+    }
+    const gnutls_datum_t master = {master_key, sizeof master_key};
     return check(gnutls_session_ticket_enable_server(s, &master), "session tickets");
   }
 
@@ -655,6 +671,7 @@ class ServerState final : public ServerBackend,
   std::vector<NamedCredentials> certificates_;  // the first is the default
   std::vector<std::string> alpn_;
   std::shared_ptr<TicketKeys> keys_;
+  std::string policy_;  // resumption_policy(): tickets are bound to it
   bool tickets_ = false;
   gnutls_certificate_request_t client_certs_ = GNUTLS_CERT_IGNORE;
 };

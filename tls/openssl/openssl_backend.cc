@@ -239,13 +239,14 @@ class OpenSslEngine final : public Engine {
     return tls_error(std::string(what) + ": " + reason);
   }
 
+  // First, so it is destroyed last: the SSL's context callbacks read the state it keeps alive.
+  std::shared_ptr<const void> owner_;
   SslPtr ssl_;
   BIO* rbio_ = nullptr;  // owned by ssl_
   BIO* wbio_ = nullptr;  // owned by ssl_
   std::string server_name_;
   // A read that decrypted data and then met a close or an error reports it on the next call.
   std::optional<Result<Status>> pending_;
-  std::shared_ptr<const void> owner_;
 };
 
 // --- Server -----------------------------------------------------------------------------------
@@ -261,6 +262,13 @@ class ServerState final : public ServerBackend, public std::enable_shared_from_t
   Result<void> init(const ServerConfig& config, std::shared_ptr<TicketKeys> keys) {
     keys_ = std::move(keys);
     alpn_ = alpn_wire(config.alpn);
+    auto policy = resumption_policy(config);
+    if (!policy) return std::move(policy).error();
+    unsigned digest_len = 0;
+    if (EVP_Digest(policy->data(), policy->size(), session_context_, &digest_len, EVP_sha256(),
+                   nullptr) != 1) {
+      return tls_error("tls: SHA-256: " + openssl_errors());
+    }
     for (const Certificate& cert : config.certificates) {
       CtxPtr ctx(SSL_CTX_new(TLS_server_method()));
       if (!ctx) return tls_error("tls: SSL_CTX_new: " + openssl_errors());
@@ -299,8 +307,8 @@ class ServerState final : public ServerBackend, public std::enable_shared_from_t
     SSL_CTX_set_tlsext_servername_callback(ctx, &ServerState::on_server_name);
     SSL_CTX_set_tlsext_servername_arg(ctx, this);
     if (!alpn_.empty()) SSL_CTX_set_alpn_select_cb(ctx, &ServerState::on_alpn, this);
-    static const unsigned char kSessionContext[] = "monolake";
-    SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
+    // Sessions (tickets included) resume only under the same client-certificate policy.
+    SSL_CTX_set_session_id_context(ctx, session_context_, sizeof session_context_);
     // Resumption is stateless (tickets), so every worker and a successor process can resume.
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     if (config.session_tickets) {
@@ -388,6 +396,7 @@ class ServerState final : public ServerBackend, public std::enable_shared_from_t
 
   std::shared_ptr<TicketKeys> keys_;
   std::string alpn_;
+  unsigned char session_context_[32] = {};  // SHA-256 of resumption_policy()
   std::vector<NamedContext> contexts_;
 };
 
