@@ -476,7 +476,15 @@ class ClientState final : public ClientBackend, public std::enable_shared_from_t
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = sessions_.find(server_name);
-      if (it != sessions_.end()) SSL_set_session(ssl, it->second);
+      if (it != sessions_.end()) {
+        SSL_set_session(ssl, it->second);
+        // TLS 1.3 tickets are for one use (RFC 8446 C.4: reuse links connections); the
+        // connection stores the fresh ticket the server sends it.
+        if (SSL_SESSION_get_protocol_version(it->second) == TLS1_3_VERSION) {
+          SSL_SESSION_free(it->second);
+          sessions_.erase(it);
+        }
+      }
     }
     SSL_set_connect_state(ssl);
     return std::unique_ptr<Engine>(std::move(engine));
@@ -522,7 +530,7 @@ class ClientState final : public ClientBackend, public std::enable_shared_from_t
   CtxPtr ctx_;
   bool verify_ = true;
   mutable std::mutex mutex_;
-  std::map<std::string, SSL_SESSION*> sessions_;
+  mutable std::map<std::string, SSL_SESSION*> sessions_;  // under mutex_
 };
 
 }  // namespace
