@@ -199,9 +199,28 @@ Task<Result<Stream>> Listener::accept() {
 
 namespace {
 
+// Ends a copy that has been idle too long: re-armed whenever bytes move either way.
+struct IdleWatch {
+  runtime::Deadline deadline;
+  std::chrono::nanoseconds limit{};
+  runtime::CancelState* stop = nullptr;
+  bool fired = false;
+
+  void touch() {
+    if (limit.count() == 0) return;
+    deadline.arm(runtime::Runtime::current()->now() + limit, &IdleWatch::on_fire, this);
+  }
+  static void on_fire(void* self) {
+    auto* watch = static_cast<IdleWatch*>(self);
+    watch->fired = true;
+    watch->stop->cancel();
+  }
+};
+
 struct Pump {
   Stream* from;
   Stream* to;
+  IdleWatch* idle;
   uint64_t bytes = 0;
 };
 
@@ -226,6 +245,7 @@ Task<Result<void>> pump(Pump* p, runtime::CancelState* opposite) {
       co_return std::move(written).error();
     }
     p->bytes += *written;
+    p->idle->touch();
     // An idle connection keeps no buffer.
     buffer.release();
   }
@@ -233,13 +253,17 @@ Task<Result<void>> pump(Pump* p, runtime::CancelState* opposite) {
 
 }  // namespace
 
-Task<CopyResult> copy_bidirectional(Stream& a, Stream& b) {
-  Pump forward{&a, &b};
-  Pump backward{&b, &a};
+Task<CopyResult> copy_bidirectional(Stream& a, Stream& b, CopyOptions options) {
   // Cancelling the caller cancels the forward pump; the forward pump's failure (including that
   // cancellation) cancels the backward one, and the backward one's failure the forward one.
   runtime::CancelState forward_cancel;
   runtime::CancelLink link(co_await runtime::current_cancel_state{}, &forward_cancel);
+  IdleWatch idle;
+  idle.limit = options.idle_timeout.value_or(std::chrono::nanoseconds(0));
+  idle.stop = &forward_cancel;
+  idle.touch();
+  Pump forward{&a, &b, &idle};
+  Pump backward{&b, &a, &idle};
   auto back = runtime::spawn_with_handle(pump(&backward, &forward_cancel));
   Task<Result<void>> fwd = pump(&forward, nullptr);
   fwd.set_cancel_state(&forward_cancel);
@@ -254,6 +278,7 @@ Task<CopyResult> copy_bidirectional(Stream& a, Stream& b) {
   }
   Result<void> backward_result = co_await back;
   forward_cancel.clear_handler();
+  idle.deadline.disarm();
 
   CopyResult result;
   result.a_to_b = forward.bytes;
@@ -262,8 +287,10 @@ Task<CopyResult> copy_bidirectional(Stream& a, Stream& b) {
   // one failed is not the cause.
   const bool forward_failed = !forward_result;
   const bool backward_failed = !backward_result;
-  if (forward_failed &&
-      (!backward_failed || forward_result.error().code() != ErrorCode::kCancelled)) {
+  if (idle.fired) {
+    result.error = Error(ErrorCode::kTimeout, "idle timeout");
+  } else if (forward_failed &&
+             (!backward_failed || forward_result.error().code() != ErrorCode::kCancelled)) {
     result.error = std::move(forward_result).error();
   } else if (backward_failed) {
     result.error = std::move(backward_result).error();

@@ -135,6 +135,10 @@ struct CopyResult {
   uint64_t b_to_a = 0;
   std::optional<Error> error;  // the first error, if any direction failed
 };
-Task<CopyResult> copy_bidirectional(Stream& a, Stream& b);
+struct CopyOptions {
+  // Ends the copy (error kTimeout) when no byte has moved either way for this long.
+  std::optional<std::chrono::nanoseconds> idle_timeout;
+};
+Task<CopyResult> copy_bidirectional(Stream& a, Stream& b, CopyOptions options = {});
 
 }  // namespace monolake::transport

@@ -1022,3 +1022,59 @@ ML_INSTANTIATE_BACKEND_TESTS(StreamTest);
 
 }  // namespace
 }  // namespace monolake::transport
+
+namespace monolake::transport {
+namespace {
+
+struct IdleOutcome {
+  CopyResult quiet;   // nobody talks: the idle timeout ends it
+  CopyResult chatty;  // a byte every 40 ms for ~400 ms, then quiet
+  std::chrono::nanoseconds quiet_elapsed{};
+  std::chrono::nanoseconds chatty_elapsed{};
+};
+
+Task<void> chatter(Stream* client, int times) {
+  for (int i = 0; i < times; ++i) {
+    (void)co_await runtime::sleep(std::chrono::milliseconds(40));
+    (void)co_await write_string(client, "x");
+  }
+}
+
+Task<IdleOutcome> idle_body(Chain* chain) {
+  IdleOutcome out;
+  CopyOptions options;
+  options.idle_timeout = std::chrono::milliseconds(150);
+  auto start = runtime::Clock::now();
+  out.quiet = co_await copy_bidirectional(chain->a, chain->b, options);
+  out.quiet_elapsed = runtime::Clock::now() - start;
+
+  auto talking = runtime::spawn_with_handle(chatter(&chain->client, 10));
+  start = runtime::Clock::now();
+  out.chatty = co_await copy_bidirectional(chain->a, chain->b, options);
+  out.chatty_elapsed = runtime::Clock::now() - start;
+  co_await talking;
+  co_return out;
+}
+
+TEST_P(StreamTest, CopyBidirectionalIdleTimeout) {
+  Result<Listener> listener = Listener::bind(addr("127.0.0.1:0"));
+  ASSERT_TRUE(listener.has_value());
+  Result<Chain> chain = run(make_chain(&*listener, *listener->local_address()));
+  ASSERT_TRUE(chain.has_value()) << chain.error().to_string();
+  IdleOutcome out = run(idle_body(&*chain));
+
+  ASSERT_TRUE(out.quiet.error.has_value());
+  EXPECT_EQ(out.quiet.error->code(), ErrorCode::kTimeout);
+  EXPECT_GE(out.quiet_elapsed, std::chrono::milliseconds(150));
+  EXPECT_LT(out.quiet_elapsed, std::chrono::seconds(5));
+
+  // Traffic keeps re-arming it: the copy lasts past the 10 bytes (~400 ms), then times out.
+  ASSERT_TRUE(out.chatty.error.has_value());
+  EXPECT_EQ(out.chatty.error->code(), ErrorCode::kTimeout);
+  EXPECT_EQ(out.chatty.a_to_b, 10u);
+  EXPECT_GE(out.chatty_elapsed, std::chrono::milliseconds(400));
+  EXPECT_EQ(rt().live_tasks(), 0u);
+}
+
+}  // namespace
+}  // namespace monolake::transport
