@@ -1,0 +1,854 @@
+#include "proxy/config/config.h"
+
+#include <sched.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <thread>
+#include <utility>
+
+// Only this file includes toml++, with its default (exception) mode; a syntax error is caught
+// here and becomes an Error, so nothing escapes to callers.
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+namespace monolake::proxy::config {
+
+namespace {
+
+// --- error collection and key paths ----------------------------------------------------------
+
+class Errors {
+ public:
+  explicit Errors(const std::string& file) : file_(file) {}
+
+  void add(std::string_view key_path, std::string_view reason) {
+    lines_.push_back(fmt::format("{}: {}: {}", file_, key_path, reason));
+  }
+  bool empty() const { return lines_.empty(); }
+  size_t size() const { return lines_.size(); }
+
+  Error to_error() const {
+    std::string message;
+    for (const std::string& line : lines_) {
+      if (!message.empty()) message += '\n';
+      message += line;
+    }
+    return Error(ErrorCode::kInvalidArgument, std::move(message));
+  }
+
+ private:
+  const std::string& file_;
+  std::vector<std::string> lines_;
+};
+
+bool is_bare_key(std::string_view key) {
+  if (key.empty()) return false;
+  for (char c : key) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// "a.b", with TOML quoting for keys that need it: servers."my.server".
+std::string child(std::string_view path, std::string_view key) {
+  std::string part = is_bare_key(key) ? std::string(key) : fmt::format("\"{}\"", key);
+  if (path.empty()) return part;
+  return fmt::format("{}.{}", path, part);
+}
+
+std::string element(std::string_view path, size_t index) {
+  return fmt::format("{}[{}]", path, index);
+}
+
+std::string_view type_phrase(toml::node_type type) {
+  switch (type) {
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::none:
+      break;
+  }
+  return "nothing";
+}
+
+std::string wrong_type(toml::node_type want, const toml::node& got) {
+  return fmt::format("expected {}, got {}", type_phrase(want), type_phrase(got.type()));
+}
+
+std::string quoted_list(std::initializer_list<std::string_view> names) {
+  std::string out;
+  for (std::string_view name : names) {
+    if (!out.empty()) out += ", ";
+    out += fmt::format("\"{}\"", name);
+  }
+  return out;
+}
+
+// Resolves a relative path against the configuration file's directory.
+std::string resolve(const std::string& base_dir, std::string_view path) {
+  if (path.empty() || path.front() == '/' || base_dir.empty()) return std::string(path);
+  return (std::filesystem::path(base_dir) / std::filesystem::path(path))
+      .lexically_normal()
+      .string();
+}
+
+// --- typed access to one table ----------------------------------------------------------------
+
+// Reads the keys of one table. Keys not in `allowed` are reported at construction as unknown;
+// a getter reports a wrong type and returns nothing (so the caller keeps its default).
+class TableReader {
+ public:
+  TableReader(Errors& errors, const toml::table& table, std::string path,
+              std::initializer_list<std::string_view> allowed)
+      : errors_(errors), table_(table), path_(std::move(path)) {
+    for (auto&& [key, node] : table_) {
+      (void)node;
+      bool known = false;
+      for (std::string_view name : allowed) known = known || key.str() == name;
+      if (!known) {
+        errors_.add(child(path_, key.str()),
+                    fmt::format("unknown key (expected one of: {})", join(allowed)));
+      }
+    }
+  }
+
+  const std::string& path() const { return path_; }
+  std::string path_of(std::string_view key) const { return child(path_, key); }
+  bool has(std::string_view key) const { return table_.get(key) != nullptr; }
+  const toml::node* get(std::string_view key) const { return table_.get(key); }
+
+  void missing(std::string_view key) { errors_.add(path_of(key), "missing (required)"); }
+
+  std::optional<std::string> string(std::string_view key, bool required = false) {
+    const toml::node* node = get(key);
+    if (!node) {
+      if (required) missing(key);
+      return std::nullopt;
+    }
+    if (const auto* s = node->as_string()) return s->get();
+    errors_.add(path_of(key), wrong_type(toml::node_type::string, *node));
+    return std::nullopt;
+  }
+
+  // Also rejects values outside [min, max], naming the bound.
+  std::optional<int64_t> integer(std::string_view key, int64_t min, int64_t max) {
+    const toml::node* node = get(key);
+    if (!node) return std::nullopt;
+    const auto* i = node->as_integer();
+    if (!i) {
+      errors_.add(path_of(key), wrong_type(toml::node_type::integer, *node));
+      return std::nullopt;
+    }
+    int64_t value = i->get();
+    if (value < min) {
+      errors_.add(path_of(key), fmt::format("must be at least {}, got {}", min, value));
+      return std::nullopt;
+    }
+    if (value > max) {
+      errors_.add(path_of(key), fmt::format("must be at most {}, got {}", max, value));
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  std::optional<bool> boolean(std::string_view key) {
+    const toml::node* node = get(key);
+    if (!node) return std::nullopt;
+    if (const auto* b = node->as_boolean()) return b->get();
+    errors_.add(path_of(key), wrong_type(toml::node_type::boolean, *node));
+    return std::nullopt;
+  }
+
+  const toml::table* table(std::string_view key, bool required = false) {
+    const toml::node* node = get(key);
+    if (!node) {
+      if (required) missing(key);
+      return nullptr;
+    }
+    if (const auto* t = node->as_table()) return t;
+    errors_.add(path_of(key), wrong_type(toml::node_type::table, *node));
+    return nullptr;
+  }
+
+  const toml::array* array(std::string_view key, bool required = false) {
+    const toml::node* node = get(key);
+    if (!node) {
+      if (required) missing(key);
+      return nullptr;
+    }
+    if (const auto* a = node->as_array()) return a;
+    errors_.add(path_of(key), wrong_type(toml::node_type::array, *node));
+    return nullptr;
+  }
+
+ private:
+  static std::string join(std::initializer_list<std::string_view> names) {
+    std::string out;
+    for (std::string_view name : names) {
+      if (!out.empty()) out += ", ";
+      out += name;
+    }
+    return out;
+  }
+
+  Errors& errors_;
+  const toml::table& table_;
+  std::string path_;
+};
+
+// --- the parser -------------------------------------------------------------------------------
+
+constexpr int64_t kMaxInt32 = std::numeric_limits<int32_t>::max();
+constexpr int64_t kMaxSeconds = 365LL * 24 * 3600;  // a year: anything longer is a typo
+
+class Parser {
+ public:
+  Parser(Errors& errors, const std::string& base_dir) : errors_(errors), base_dir_(base_dir) {}
+
+  void parse_root(const toml::table& root, Config& config) {
+    TableReader r(errors_, root, "", {"runtime", "servers", "admin"});
+    if (const toml::table* runtime = r.table("runtime")) parse_runtime(*runtime, config.runtime);
+    if (const toml::table* admin = r.table("admin")) {
+      config.admin.emplace();
+      parse_admin(*admin, *config.admin);
+    }
+    const toml::node* servers_node = r.get("servers");
+    if (!servers_node) {
+      errors_.add("servers", "no servers (add a [servers.<name>] table)");
+    } else if (const toml::table* servers = r.table("servers")) {
+      if (servers->empty()) errors_.add("servers", "no servers (add a [servers.<name>] table)");
+      for (auto&& [key, node] : *servers) {
+        std::string path = child("servers", key.str());
+        const toml::table* table = node.as_table();
+        if (!table) {
+          errors_.add(path, wrong_type(toml::node_type::table, node));
+          continue;
+        }
+        ServerConfig server;
+        server.key = std::string(key.str());
+        parse_server(*table, path, server);
+        config.servers.push_back(std::move(server));
+      }
+      check_listener_conflicts(config.servers);
+    }
+  }
+
+ private:
+  void parse_runtime(const toml::table& table, RuntimeConfig& out) {
+    TableReader r(errors_, table, "runtime",
+                  {"runtime_type", "worker_threads", "entries", "sqpoll_idle", "cpu_affinity",
+                   "max_open_files", "user", "control_socket", "drain_timeout_sec"});
+    if (auto type = r.string("runtime_type")) {
+      if (auto kind = runtime::parse_backend_kind(*type)) {
+        out.runtime_type = *kind;
+      } else {
+        errors_.add(r.path_of("runtime_type"),
+                    fmt::format("unknown runtime type '{}': expected one of {} (\"legacy\" = "
+                                "\"epoll\")",
+                                *type, quoted_list({"auto", "io_uring", "epoll"})));
+      }
+    }
+    if (auto n = r.integer("worker_threads", 1, 4096)) out.worker_threads = static_cast<size_t>(*n);
+    // IORING_MAX_ENTRIES is 32768.
+    if (auto n = r.integer("entries", 1, 32768)) out.entries = static_cast<unsigned>(*n);
+    if (auto n = r.integer("sqpoll_idle", 0, kMaxInt32)) {
+      out.sqpoll_idle_ms = static_cast<unsigned>(*n);
+    }
+    if (auto b = r.boolean("cpu_affinity")) out.cpu_affinity = *b;
+    if (auto n = r.integer("max_open_files", 1, std::numeric_limits<int64_t>::max())) {
+      out.max_open_files = static_cast<uint64_t>(*n);
+    }
+    if (auto user = r.string("user")) {
+      if (user->empty()) {
+        errors_.add(r.path_of("user"), "must not be empty");
+      } else {
+        out.user = *user;
+      }
+    }
+    if (auto socket = r.string("control_socket")) {
+      if (socket->empty()) {
+        errors_.add(r.path_of("control_socket"), "must not be empty");
+      } else {
+        std::string path = resolve(base_dir_, *socket);
+        if (auto address = transport::SocketAddress::unix_path(path); !address) {
+          errors_.add(r.path_of("control_socket"), address.error().message());
+        } else {
+          out.control_socket = std::move(path);
+        }
+      }
+    }
+    if (auto n = r.integer("drain_timeout_sec", 0, kMaxSeconds)) {
+      out.drain_timeout = std::chrono::seconds(*n);
+    }
+  }
+
+  void parse_admin(const toml::table& table, AdminConfig& out) {
+    TableReader r(errors_, table, "admin", {"listen"});
+    auto listen = r.string("listen", /*required=*/true);
+    if (!listen) return;
+    std::string text = *listen;
+    if (text.rfind("unix:", 0) == 0) text = "unix:" + resolve(base_dir_, text.substr(5));
+    auto address = transport::SocketAddress::parse(text);
+    if (!address) {
+      errors_.add(r.path_of("listen"), address.error().message());
+      return;
+    }
+    out.listen = *address;
+  }
+
+  void parse_server(const toml::table& table, const std::string& path, ServerConfig& out) {
+    TableReader r(
+        errors_, table, path,
+        {"name", "proxy_type", "listener", "tls", "timeout", "max_connections", "routes", "route"});
+    out.name = out.key;
+    if (auto name = r.string("name")) {
+      if (name->empty()) {
+        errors_.add(r.path_of("name"), "must not be empty");
+      } else {
+        out.name = *name;
+      }
+    }
+    if (auto type = r.string("proxy_type")) {
+      if (*type == "http") {
+        out.proxy_type = ProxyType::kHttp;
+      } else if (*type == "tcp") {
+        out.proxy_type = ProxyType::kTcp;
+      } else if (*type == "thrift") {
+        out.proxy_type = ProxyType::kThrift;
+      } else {
+        errors_.add(r.path_of("proxy_type"),
+                    fmt::format("unknown proxy type '{}': expected one of {}", *type,
+                                quoted_list({"http", "tcp", "thrift"})));
+      }
+    }
+    if (const toml::table* listener = r.table("listener", /*required=*/true)) {
+      parse_listener(*listener, r.path_of("listener"), out.listener);
+    }
+    if (const toml::table* tls = r.table("tls")) {
+      out.tls.emplace();
+      parse_tls(*tls, r.path_of("tls"), *out.tls);
+    }
+    if (const toml::table* timeout = r.table("timeout")) {
+      parse_timeout(*timeout, r.path_of("timeout"), out.timeout);
+    }
+    if (auto n = r.integer("max_connections", 1, kMaxInt32)) {
+      out.max_connections = static_cast<size_t>(*n);
+    }
+
+    // Routes: [[servers.x.routes]] (an array of tables) or Monolake's [servers.x.route].
+    bool has_routes = r.has("routes");
+    bool has_route = r.has("route");
+    if (has_routes && has_route) {
+      errors_.add(r.path_of("route"), "give either \"routes\" or \"route\", not both");
+    } else if (!has_routes && !has_route) {
+      errors_.add(r.path_of("routes"),
+                  "no routes (add a [[" + r.path_of("routes") + "]] table with upstreams)");
+    } else if (has_route) {
+      if (const toml::table* route = r.table("route")) {
+        RouteConfig parsed;
+        if (parse_route(*route, r.path_of("route"), out.proxy_type, parsed)) {
+          out.routes.push_back(std::move(parsed));
+        }
+      }
+    } else if (const toml::array* routes = r.array("routes")) {
+      std::string routes_path = r.path_of("routes");
+      if (routes->empty()) errors_.add(routes_path, "no routes (the list is empty)");
+      std::map<std::string, size_t> seen;  // path -> index
+      for (size_t i = 0; i < routes->size(); ++i) {
+        const toml::node& node = *routes->get(i);
+        std::string route_path = element(routes_path, i);
+        const toml::table* route = node.as_table();
+        if (!route) {
+          errors_.add(route_path, wrong_type(toml::node_type::table, node));
+          continue;
+        }
+        RouteConfig parsed;
+        if (!parse_route(*route, route_path, out.proxy_type, parsed)) continue;
+        if (out.proxy_type == ProxyType::kHttp) {
+          auto [it, inserted] = seen.emplace(parsed.path, i);
+          if (!inserted) {
+            errors_.add(child(route_path, "path"),
+                        fmt::format("duplicate route path '{}' (also {})", parsed.path,
+                                    element(routes_path, it->second)));
+            continue;
+          }
+        }
+        out.routes.push_back(std::move(parsed));
+      }
+      if (out.proxy_type != ProxyType::kHttp && routes->size() > 1) {
+        errors_.add(routes_path, fmt::format("a {} server has exactly one route, got {}",
+                                             proxy_type_name(out.proxy_type), routes->size()));
+      }
+    }
+  }
+
+  void parse_listener(const toml::table& table, const std::string& path, ListenerConfig& out) {
+    TableReader r(errors_, table, path, {"type", "value"});
+    auto type = r.string("type", /*required=*/true);
+    auto value = r.string("value", /*required=*/true);
+    if (type && *type != "socket" && *type != "unix") {
+      errors_.add(r.path_of("type"), fmt::format("unknown listener type '{}': expected {}", *type,
+                                                 quoted_list({"socket", "unix"})));
+      return;
+    }
+    if (!type || !value) return;
+    if (*type == "socket") {
+      out.kind = ListenerConfig::Kind::kSocket;
+      auto address = parse_ip_address(*value, r.path_of("value"), "listener");
+      if (address) out.address = *address;
+    } else {
+      out.kind = ListenerConfig::Kind::kUnix;
+      auto address = parse_unix_address(*value, r.path_of("value"));
+      if (address) out.address = *address;
+    }
+  }
+
+  std::optional<transport::SocketAddress> parse_ip_address(const std::string& value,
+                                                           const std::string& path,
+                                                           std::string_view what) {
+    if (value.rfind("unix:", 0) == 0 || (!value.empty() && value.front() == '/')) {
+      errors_.add(path, fmt::format("'{}' is a path: a \"socket\" {} takes ip:port (use type = "
+                                    "\"unix\" for a Unix socket)",
+                                    value, what));
+      return std::nullopt;
+    }
+    auto address = transport::SocketAddress::parse(value);
+    if (!address) {
+      errors_.add(path, address.error().message());
+      return std::nullopt;
+    }
+    return *address;
+  }
+
+  std::optional<transport::SocketAddress> parse_unix_address(const std::string& value,
+                                                             const std::string& path) {
+    std::string text = value.rfind("unix:", 0) == 0 ? value.substr(5) : value;
+    if (text.empty()) {
+      errors_.add(path, "empty Unix socket path");
+      return std::nullopt;
+    }
+    auto address = transport::SocketAddress::unix_path(resolve(base_dir_, text));
+    if (!address) {
+      errors_.add(path, address.error().message());
+      return std::nullopt;
+    }
+    return *address;
+  }
+
+  void parse_tls(const toml::table& table, const std::string& path, TlsConfig& out) {
+    TableReader r(errors_, table, path, {"chain", "key", "stack"});
+    if (auto chain = r.string("chain", /*required=*/true)) {
+      if (chain->empty()) {
+        errors_.add(r.path_of("chain"), "must not be empty");
+      } else {
+        out.certificate.chain_file = resolve(base_dir_, *chain);
+      }
+    }
+    if (auto key = r.string("key", /*required=*/true)) {
+      if (key->empty()) {
+        errors_.add(r.path_of("key"), "must not be empty");
+      } else {
+        out.certificate.key_file = resolve(base_dir_, *key);
+      }
+    }
+    if (auto stack = r.string("stack")) {
+      if (*stack == "native_tls") {
+        out.stack = tls::Backend::kOpenSsl;  // Monolake's native-tls is OpenSSL on Linux
+      } else if (*stack == "rustls") {
+        errors_.add(r.path_of("stack"),
+                    "rustls is not available here: use \"openssl\" or \"gnutls\"");
+      } else if (auto backend = tls::parse_backend(*stack)) {
+        out.stack = *backend;
+      } else {
+        errors_.add(r.path_of("stack"), backend.error().message());
+      }
+    }
+  }
+
+  void parse_timeout(const toml::table& table, const std::string& path, TimeoutConfig& out) {
+    TableReader r(errors_, table, path,
+                  {"server_keepalive_timeout_sec", "server_read_header_timeout_sec",
+                   "server_read_body_timeout_sec", "upstream_connect_timeout_sec",
+                   "upstream_read_timeout_sec", "server_message_timeout_sec"});
+    auto read = [&](std::string_view key, int64_t min, std::chrono::seconds& into) {
+      if (auto n = r.integer(key, min, kMaxSeconds)) into = std::chrono::seconds(*n);
+    };
+    read("server_keepalive_timeout_sec", 0, out.server_keepalive);
+    read("server_read_header_timeout_sec", 1, out.server_read_header);
+    read("server_read_body_timeout_sec", 1, out.server_read_body);
+    read("upstream_connect_timeout_sec", 1, out.upstream_connect);
+    read("upstream_read_timeout_sec", 1, out.upstream_read);
+    read("server_message_timeout_sec", 1, out.server_message);
+  }
+
+  // False when the route is unusable (its errors are reported).
+  bool parse_route(const toml::table& table, const std::string& path, ProxyType proxy_type,
+                   RouteConfig& out) {
+    size_t errors_before = errors_.size();
+    TableReader r(errors_, table, path, {"path", "upstreams", "load_balancer"});
+    auto route_path = r.string("path", /*required=*/proxy_type == ProxyType::kHttp);
+    if (route_path) {
+      if (proxy_type == ProxyType::kTcp) {
+        fail(r.path_of("path"), "a tcp route has no path (tcp servers forward every connection)");
+      } else if (auto normalised = normalise_route_path(*route_path); !normalised) {
+        fail(r.path_of("path"), normalised.error().message());
+      } else {
+        out.path = std::move(*normalised);
+      }
+    }
+    if (auto lb = r.string("load_balancer")) {
+      if (auto parsed = parse_balancer(*lb)) {
+        out.load_balancer = *parsed;
+      } else {
+        fail(r.path_of("load_balancer"), parsed.error().message());
+      }
+    }
+    const toml::array* upstreams = r.array("upstreams", /*required=*/true);
+    if (!upstreams) return false;
+    std::string upstreams_path = r.path_of("upstreams");
+    if (upstreams->empty()) {
+      fail(upstreams_path, "empty upstream list: a route needs at least one upstream");
+      return false;
+    }
+    for (size_t i = 0; i < upstreams->size(); ++i) {
+      const toml::node& node = *upstreams->get(i);
+      std::string upstream_path = element(upstreams_path, i);
+      const toml::table* upstream = node.as_table();
+      if (!upstream) {
+        fail(upstream_path, wrong_type(toml::node_type::table, node));
+        continue;
+      }
+      Upstream parsed;
+      if (parse_upstream(*upstream, upstream_path, proxy_type, parsed)) {
+        out.upstreams.push_back(std::move(parsed));
+      }
+    }
+    return errors_.size() == errors_before && !out.upstreams.empty();
+  }
+
+  bool parse_upstream(const toml::table& table, const std::string& path, ProxyType proxy_type,
+                      Upstream& out) {
+    TableReader r(errors_, table, path, {"endpoint", "weight"});
+    bool ok = true;
+    if (r.has("weight")) {
+      if (auto n = r.integer("weight", 1, kMaxInt32)) {
+        out.weight = static_cast<uint32_t>(*n);
+      } else {
+        ok = false;
+      }
+    }
+    const toml::table* endpoint = r.table("endpoint", /*required=*/true);
+    if (!endpoint) return false;
+    return parse_endpoint(*endpoint, r.path_of("endpoint"), proxy_type, out.endpoint) && ok;
+  }
+
+  bool parse_endpoint(const toml::table& table, const std::string& path, ProxyType proxy_type,
+                      Endpoint& out) {
+    TableReader r(errors_, table, path, {"type", "value"});
+    auto type = r.string("type", /*required=*/true);
+    auto value = r.string("value", /*required=*/true);
+    if (!type || !value) return false;
+    if (*type == "socket") {
+      out.kind = Endpoint::Kind::kSocket;
+      auto address = parse_ip_address(*value, r.path_of("value"), "endpoint");
+      if (!address) return false;
+      if (address->port() == 0) {
+        errors_.add(r.path_of("value"), fmt::format("port 0 in upstream address '{}'", *value));
+        return false;
+      }
+      out.address = *address;
+      return true;
+    }
+    if (*type == "unix") {
+      out.kind = Endpoint::Kind::kUnix;
+      auto address = parse_unix_address(*value, r.path_of("value"));
+      if (!address) return false;
+      out.address = *address;
+      return true;
+    }
+    if (*type == "uri") {
+      if (proxy_type == ProxyType::kTcp) {
+        errors_.add(r.path_of("type"),
+                    "a tcp upstream is a \"socket\" or \"unix\" endpoint, not a \"uri\"");
+        return false;
+      }
+      out.kind = Endpoint::Kind::kUri;
+      auto uri = parse_uri(*value);
+      if (!uri) {
+        errors_.add(r.path_of("value"), uri.error().message());
+        return false;
+      }
+      out.uri = std::move(*uri);
+      return true;
+    }
+    errors_.add(r.path_of("type"), fmt::format("unknown endpoint type '{}': expected one of {}",
+                                               *type, quoted_list({"socket", "unix", "uri"})));
+    return false;
+  }
+
+  void check_listener_conflicts(const std::vector<ServerConfig>& servers) {
+    std::map<std::string, std::string> seen;  // address -> server key
+    for (const ServerConfig& server : servers) {
+      if (!server.listener.address.valid()) continue;
+      std::string address = server.listener.address.to_string();
+      auto [it, inserted] = seen.emplace(address, server.key);
+      if (!inserted) {
+        errors_.add(child(child("servers", server.key), "listener"),
+                    fmt::format("address {} is already the listener of {}", address,
+                                child("servers", it->second)));
+      }
+    }
+  }
+
+  void fail(std::string_view path, std::string_view reason) { errors_.add(path, reason); }
+
+  // matchit route syntax: "/", "/a/b", "/u/{id}", "/files/{*rest}" (catch-all: last segment
+  // only). "{{" and "}}" are literal braces. Monolake's older "/*rest" becomes "/{*rest}".
+  static Result<std::string> normalise_route_path(std::string_view path) {
+    auto bad = [&](std::string_view why) {
+      return Error(ErrorCode::kInvalidArgument, fmt::format("bad route path '{}': {}", path, why));
+    };
+    if (path.empty() || path.front() != '/') return bad("it must start with '/'");
+    std::string out;
+    size_t i = 0;
+    while (i < path.size()) {
+      char c = path[i];
+      bool segment_start = i > 0 && path[i - 1] == '/';
+      if (c == '*' && segment_start) {
+        // Older catch-all spelling: the rest of the path must be the name.
+        std::string_view name = path.substr(i + 1);
+        if (name.empty() || name.find_first_of("/{}*") != std::string_view::npos) {
+          return bad("a catch-all '*name' must be the whole last segment");
+        }
+        out += fmt::format("{{*{}}}", name);
+        break;
+      }
+      if (c == '{' || c == '}') {
+        if (i + 1 < path.size() && path[i + 1] == c) {  // escaped literal brace
+          out += path.substr(i, 2);
+          i += 2;
+          continue;
+        }
+        if (c == '}') return bad("unmatched '}' (write '}}' for a literal brace)");
+        size_t close = path.find('}', i);
+        if (close == std::string_view::npos) return bad("unclosed '{'");
+        std::string_view name = path.substr(i + 1, close - i - 1);
+        bool catch_all = !name.empty() && name.front() == '*';
+        if (catch_all) name.remove_prefix(1);
+        if (name.empty()) return bad("a parameter needs a name: {name} or {*name}");
+        if (name.find_first_of("{/*") != std::string_view::npos) {
+          return bad(fmt::format("bad parameter name '{}'", name));
+        }
+        if (catch_all && (!segment_start || close + 1 != path.size())) {
+          return bad("a catch-all {*name} must be the whole last segment");
+        }
+        // One parameter per segment.
+        size_t segment_begin = path.rfind('/', i);
+        size_t segment_end = path.find('/', close);
+        std::string_view segment = path.substr(segment_begin, segment_end - segment_begin);
+        size_t params = 0;
+        for (size_t j = 0; j < segment.size(); ++j) {
+          if (segment[j] == '{' && (j + 1 >= segment.size() || segment[j + 1] != '{')) ++params;
+          if (segment[j] == '{' && j + 1 < segment.size() && segment[j + 1] == '{') ++j;
+        }
+        if (params > 1) return bad("only one parameter per segment");
+        out += path.substr(i, close - i + 1);
+        i = close + 1;
+        continue;
+      }
+      out += c;
+      ++i;
+    }
+    return out;
+  }
+
+  static Result<Uri> parse_uri(std::string_view text) {
+    auto bad = [&](std::string_view why) {
+      return Error(ErrorCode::kInvalidArgument, fmt::format("bad uri '{}': {}", text, why));
+    };
+    Uri uri;
+    uri.text = std::string(text);
+    std::string_view rest;
+    if (text.rfind("http://", 0) == 0) {
+      uri.scheme = "http";
+      uri.port = 80;
+      rest = text.substr(7);
+    } else if (text.rfind("https://", 0) == 0) {
+      uri.scheme = "https";
+      uri.port = 443;
+      rest = text.substr(8);
+    } else {
+      return bad("expected http:// or https://");
+    }
+    size_t authority_end = rest.find_first_of("/?#");
+    std::string_view authority = rest.substr(0, authority_end);
+    std::string_view tail =
+        authority_end == std::string_view::npos ? std::string_view() : rest.substr(authority_end);
+    if (authority.find('@') != std::string_view::npos) return bad("user info is not supported");
+    std::string_view host = authority;
+    std::string_view port;
+    if (!authority.empty() && authority.front() == '[') {
+      size_t close = authority.find(']');
+      if (close == std::string_view::npos) return bad("unclosed '[' in the host");
+      host = authority.substr(1, close - 1);
+      std::string_view after = authority.substr(close + 1);
+      if (!after.empty()) {
+        if (after.front() != ':') return bad("junk after the IPv6 host");
+        port = after.substr(1);
+        if (port.empty()) return bad("empty port");
+      }
+    } else if (size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
+      host = authority.substr(0, colon);
+      port = authority.substr(colon + 1);
+      if (port.empty()) return bad("empty port");
+    }
+    if (host.empty()) return bad("no host");
+    for (char c : host) {
+      if (c == ' ' || c == '\t' || c == '/' || c == '[' || c == ']') return bad("bad host");
+    }
+    if (!port.empty()) {
+      uint32_t value = 0;
+      for (char c : port) {
+        if (c < '0' || c > '9') return bad("the port is not a number");
+        value = value * 10 + static_cast<uint32_t>(c - '0');
+        if (value > 65535) return bad("the port is out of range");
+      }
+      if (value == 0) return bad("port 0");
+      uri.port = static_cast<uint16_t>(value);
+    }
+    uri.host = std::string(host);
+    if (tail.empty() || tail.front() == '#') {
+      uri.path = "/";
+    } else if (tail.front() == '?') {
+      uri.path = "/" + std::string(tail.substr(0, tail.find('#')));
+    } else {
+      uri.path = std::string(tail.substr(0, tail.find('#')));
+    }
+    return uri;
+  }
+
+  Errors& errors_;
+  const std::string& base_dir_;
+};
+
+std::string parse_error_location(const std::string& file, const toml::source_region& where) {
+  return fmt::format("{}:{}:{}", file, where.begin.line, where.begin.column);
+}
+
+}  // namespace
+
+std::string_view proxy_type_name(ProxyType type) {
+  switch (type) {
+    case ProxyType::kHttp:
+      return "http";
+    case ProxyType::kTcp:
+      return "tcp";
+    case ProxyType::kThrift:
+      return "thrift";
+  }
+  return "?";
+}
+
+size_t available_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int count = CPU_COUNT(&set);
+    if (count > 0) return static_cast<size_t>(count);
+  }
+  unsigned n = std::thread::hardware_concurrency();
+  return n > 0 ? n : 1;
+}
+
+Result<Config> parse_config(std::string_view text, const std::string& file_name_for_errors,
+                            const std::string& base_dir) {
+  const std::string& file = file_name_for_errors;
+  toml::table root;
+  try {
+    root = toml::parse(text, file);
+  } catch (const toml::parse_error& e) {
+    return Error(ErrorCode::kInvalidArgument,
+                 fmt::format("{}: {}", parse_error_location(file, e.source()), e.description()));
+  } catch (const std::exception& e) {
+    return Error(ErrorCode::kInternal, fmt::format("{}: {}", file, e.what()));
+  }
+
+  Config config;
+  config.source = file;
+  config.base_dir = base_dir;
+  config.runtime.worker_threads = available_cpus();
+  Errors errors(file);
+  Parser(errors, base_dir).parse_root(root, config);
+  if (!errors.empty()) return errors.to_error();
+  return config;
+}
+
+Result<Config> load_config_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    int err = errno;
+    return Error(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
+                 fmt::format("{}: cannot read the configuration: {}", path, std::strerror(err)),
+                 err);
+  }
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  if (in.bad()) {
+    return Error(ErrorCode::kIo, fmt::format("{}: cannot read the configuration", path));
+  }
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  std::error_code ec;
+  std::filesystem::path absolute = std::filesystem::absolute(dir, ec);
+  std::string base_dir = ec ? dir.string() : absolute.lexically_normal().string();
+  if (base_dir.size() > 1 && base_dir.back() == '/') base_dir.pop_back();
+  return parse_config(contents.str(), path, base_dir);
+}
+
+Result<void> check_files(const Config& config) {
+  Errors errors(config.source);
+  auto check = [&](const std::string& key_path, const std::string& file) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      int err = errno;
+      errors.add(key_path, fmt::format("cannot open {}: {}", file, std::strerror(err)));
+    }
+  };
+  for (const ServerConfig& server : config.servers) {
+    if (!server.tls) continue;
+    std::string tls_path = child(child("servers", server.key), "tls");
+    check(child(tls_path, "chain"), server.tls->certificate.chain_file);
+    check(child(tls_path, "key"), server.tls->certificate.key_file);
+  }
+  if (!errors.empty()) {
+    Error error = errors.to_error();
+    return Error(ErrorCode::kNotFound, error.message());
+  }
+  return ok();
+}
+
+}  // namespace monolake::proxy::config

@@ -1,0 +1,138 @@
+// The proxy's TOML configuration, parsed and validated into plain structs. The format is the
+// Rust Monolake's (cloudwego/monolake): its configurations load unchanged, with its spellings
+// ("legacy", "native_tls", "RoundRobin", `[servers.x.route]`, `/*rest`) accepted as aliases.
+//
+//   Result<Config> config = proxy::config::load_config_file("/etc/monolake/monolake.toml");
+//   if (!config) { fprintf(stderr, "%s\n", config.error().message().c_str()); exit(2); }
+//
+// Every problem of a file is reported at once: the error message has one line per problem,
+// "FILE: KEY.PATH: reason" (a TOML syntax error: "FILE:LINE:COL: reason"). Unknown keys and
+// wrong types are errors, never ignored. Nothing here throws. See docs/config.md for every key.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+#include "proxy/upstream/balancer.h"
+#include "runtime/options.h"
+#include "tls/tls.h"
+#include "transport/address.h"
+
+namespace monolake::proxy::config {
+
+// [runtime]. The MONOLAKE_RUNTIME variable's override of runtime_type is applied by the binary.
+struct RuntimeConfig {
+  runtime::BackendKind runtime_type = runtime::BackendKind::kAuto;
+  size_t worker_threads = 1;               // default: the number of CPUs this process may run on
+  unsigned entries = 1024;                 // io_uring queue depth
+  std::optional<unsigned> sqpoll_idle_ms;  // absent: SQPOLL off
+  bool cpu_affinity = false;
+  std::optional<uint64_t> max_open_files;
+  std::optional<std::string> user;
+  std::optional<std::string> control_socket;  // absolute (resolved against the file's directory)
+  std::chrono::seconds drain_timeout{30};
+};
+
+enum class ProxyType { kHttp, kTcp, kThrift };
+std::string_view proxy_type_name(ProxyType type);
+
+// listener = { type = "socket" | "unix", value = ... }.
+struct ListenerConfig {
+  enum class Kind { kSocket, kUnix };
+  Kind kind = Kind::kSocket;
+  transport::SocketAddress address;  // unix paths resolved against the file's directory
+};
+
+// tls = { chain, key, stack }.
+struct TlsConfig {
+  tls::Backend stack = tls::Backend::kOpenSsl;
+  tls::Certificate certificate;  // chain_file and key_file resolved against the file's directory
+};
+
+struct TimeoutConfig {
+  std::chrono::seconds server_keepalive{75};  // 0: no keep-alive
+  std::chrono::seconds server_read_header{30};
+  std::chrono::seconds server_read_body{60};
+  std::chrono::seconds upstream_connect{5};
+  std::chrono::seconds upstream_read{60};
+  std::chrono::seconds server_message{60};
+};
+
+// http://host[:port][/path]; https://... The host is kept as written (names are resolved later).
+struct Uri {
+  std::string scheme;  // "http" | "https"
+  std::string host;    // a name, an IPv4 literal, or an IPv6 literal without brackets
+  uint16_t port = 0;   // explicit, else 80 / 443
+  std::string path;    // "/" when absent; query included
+  std::string text;    // as written
+};
+
+struct Endpoint {
+  enum class Kind { kSocket, kUnix, kUri };
+  Kind kind = Kind::kSocket;
+  transport::SocketAddress address;  // kSocket, kUnix
+  Uri uri;                           // kUri
+};
+
+struct Upstream {
+  Endpoint endpoint;
+  uint32_t weight = 1;
+};
+
+// The balancers of proxy/upstream (one definition, one parser for the names and aliases).
+using LoadBalancer = Balancer;
+inline std::string_view load_balancer_name(LoadBalancer lb) { return balancer_name(lb); }
+
+struct RouteConfig {
+  // matchit syntax ("/", "/u/{id}", "/static/{*rest}"); "/*rest" is normalised to "/{*rest}".
+  // Empty for tcp routes (and thrift routes that give none).
+  std::string path;
+  std::vector<Upstream> upstreams;  // at least one
+  LoadBalancer load_balancer = LoadBalancer::kRoundRobin;
+};
+
+struct ServerConfig {
+  std::string key;   // the table key: [servers.<key>]
+  std::string name;  // default: key
+  ProxyType proxy_type = ProxyType::kHttp;
+  ListenerConfig listener;
+  std::optional<TlsConfig> tls;
+  TimeoutConfig timeout;
+  size_t max_connections = 10000;
+  std::vector<RouteConfig> routes;  // at least one; tcp and thrift servers have exactly one
+};
+
+// [admin] (reserved: parsed and validated, nothing serves it yet).
+struct AdminConfig {
+  transport::SocketAddress listen;
+};
+
+struct Config {
+  std::string source;  // the file name errors are reported under
+  std::string base_dir;
+  RuntimeConfig runtime;
+  std::vector<ServerConfig> servers;  // ordered by key
+  std::optional<AdminConfig> admin;
+};
+
+// Reads and parses `path`; relative paths inside resolve against the file's directory.
+Result<Config> load_config_file(const std::string& path);
+
+// Parses `text`. Errors name `file_name_for_errors`; relative paths inside (certificates, keys,
+// unix socket paths, control_socket) resolve against `base_dir` (left relative if it is empty).
+Result<Config> parse_config(std::string_view text, const std::string& file_name_for_errors,
+                            const std::string& base_dir);
+
+// For `--check`: opens every certificate and key file the configuration names. All failures are
+// reported, one line each, naming the key and the file.
+Result<void> check_files(const Config& config);
+
+// The number of CPUs this process may run on (at least 1): the default of worker_threads.
+size_t available_cpus();
+
+}  // namespace monolake::proxy::config
