@@ -614,48 +614,28 @@ TEST_P(TlsTest, AlpnFollowsServerPreference) {
 
 // --- 4. resumption and ticket keys ---------------------------------------------------------------
 
-TEST_P(TlsTest, ResumesTls13) {
-  auto server = make_server(server_config());
-  auto client = make_client(client_config());
-  ASSERT_TRUE(server && client);
-  Outcome first = connect(server, client, "a.test");
-  ASSERT_TRUE(first.ok()) << first;
-  EXPECT_FALSE(first.client_resumed);
-  EXPECT_FALSE(first.server_resumed);
-  Outcome second = connect(server, client, "a.test");
-  ASSERT_TRUE(second.ok()) << second;
-  EXPECT_TRUE(second.client_resumed);
-  EXPECT_TRUE(second.server_resumed);
-  EXPECT_EQ(second.client_version, Version::kTls13);
-  EXPECT_EQ(second.server_version, Version::kTls13);
-  // And again: every connection leaves a session for the next one.
-  Outcome third = connect(server, client, "a.test");
-  ASSERT_TRUE(third.ok()) << third;
-  EXPECT_TRUE(third.client_resumed);
-  EXPECT_TRUE(third.server_resumed);
-}
-
-TEST_P(TlsTest, ResumesTls12) {
-  auto server = make_server(server_config());
-  ClientConfig config = client_config();
-  config.max_version = Version::kTls12;
-  auto client = make_client(config);
-  ASSERT_TRUE(server && client);
-  Outcome first = connect(server, client, "a.test");
-  ASSERT_TRUE(first.ok()) << first;
-  EXPECT_FALSE(first.client_resumed);
-  EXPECT_FALSE(first.server_resumed);
-  Outcome second = connect(server, client, "a.test");
-  ASSERT_TRUE(second.ok()) << second;
-  EXPECT_TRUE(second.client_resumed);
-  EXPECT_TRUE(second.server_resumed);
-  EXPECT_EQ(second.client_version, Version::kTls12);
-  EXPECT_EQ(second.server_version, Version::kTls12);
-  // And again: every connection leaves a session for the next one.
-  Outcome third = connect(server, client, "a.test");
-  ASSERT_TRUE(third.ok()) << third;
-  EXPECT_TRUE(third.client_resumed);
-  EXPECT_TRUE(third.server_resumed);
+TEST_P(TlsTest, ResumesAndKeepsResuming) {
+  for (Version max : {Version::kTls13, Version::kTls12}) {
+    SCOPED_TRACE(version_name(max));
+    auto server = make_server(server_config());
+    auto client = make_client(client_config(max));
+    ASSERT_TRUE(server && client);
+    Outcome first = connect(server, client, "a.test");
+    ASSERT_TRUE(first.ok()) << first;
+    EXPECT_FALSE(first.client_resumed);
+    EXPECT_FALSE(first.server_resumed);
+    Outcome second = connect(server, client, "a.test");
+    ASSERT_TRUE(second.ok()) << second;
+    EXPECT_TRUE(second.client_resumed);
+    EXPECT_TRUE(second.server_resumed);
+    EXPECT_EQ(second.client_version, max);
+    EXPECT_EQ(second.server_version, max);
+    // And again: every connection leaves a session for the next one.
+    Outcome third = connect(server, client, "a.test");
+    ASSERT_TRUE(third.ok()) << third;
+    EXPECT_TRUE(third.client_resumed);
+    EXPECT_TRUE(third.server_resumed);
+  }
 }
 
 // Sessions are kept per name asked for, also for IP literals (which send no SNI), with and
