@@ -70,9 +70,4 @@ int32_t read_available(int fd, IoBuffer& into, char* scratch, size_t scratch_siz
 // The default completion: mark done and schedule the waiter (or run on_complete).
 void complete_op(IoOp& op, ReadyQueue& ready);
 
-struct BackendChoice {
-  std::unique_ptr<Backend> backend;
-  std::string reason;  // why this backend was chosen (for the log)
-};
-
 }  // namespace monolake::runtime

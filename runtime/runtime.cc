@@ -46,6 +46,13 @@ Result<BackendKind> requested_backend(const RuntimeOptions& options) {
                fmt::format("MONOLAKE_RUNTIME={}: expected auto, io_uring or epoll", env));
 }
 
+namespace {
+struct BackendChoice {
+  std::unique_ptr<Backend> backend;
+  std::string reason;  // why this backend was chosen (for the log)
+};
+}  // namespace
+
 static Result<BackendChoice> choose_backend(const RuntimeOptions& options) {
   auto kind = requested_backend(options);
   if (!kind) return std::move(kind).error();

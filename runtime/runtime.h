@@ -113,7 +113,6 @@ namespace detail {
 // The frame of a detached task: starts when scheduled, frees itself when it finishes, and is
 // linked into its runtime so the runtime can destroy it if it is still running at shutdown.
 struct DetachedPromise {
-  struct Handle;
   Runtime* runtime = nullptr;
   DetachedPromise* prev = nullptr;
   DetachedPromise* next = nullptr;
