@@ -32,7 +32,6 @@ static Result<void> check_server_config(const ServerConfig& config) {
   return check_versions_and_policy(config.min_version, config.max_version, config.cipher_policy);
 }
 
-
 Result<std::shared_ptr<ServerContext>> ServerContext::create(Backend backend,
                                                              const ServerConfig& config,
                                                              std::shared_ptr<TicketKeys> keys) {
@@ -184,6 +183,13 @@ Task<BufResult<size_t>> TlsStream::write_all(IoBuffer buffer) {
 Task<Result<void>> TlsStream::shutdown() {
   if (Result<void> r = engine_->close_notify(); !r) co_return r;
   co_return co_await flush();
+}
+
+Task<Result<void>> TlsStream::shutdown_write() {
+  Result<void> notified = co_await shutdown();
+  Result<void> shut = co_await stream_.shutdown_write();
+  if (!notified) co_return notified;
+  co_return shut;
 }
 
 std::string TlsStream::alpn() const { return engine_->alpn(); }

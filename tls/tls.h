@@ -166,6 +166,10 @@ class TlsStream {
   Task<BufResult<size_t>> write_all(IoBuffer buffer);
   // Sends close_notify (the transport stays open; destroy or close it after).
   Task<Result<void>> shutdown();
+  // Half-close, as transport::Stream::shutdown_write(): close_notify, then the transport's
+  // write side is shut. Reading goes on (TLS 1.3 peers may keep sending), so a TlsStream can be
+  // one side of transport::copy_bidirectional.
+  Task<Result<void>> shutdown_write();
 
   std::string alpn() const;         // negotiated protocol, or empty
   std::string server_name() const;  // SNI the client sent (server side) / asked (client)

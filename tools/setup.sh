@@ -11,7 +11,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev libcli11-dev
   libspdlog-dev libfmt-dev libc-ares-dev
   # tools used by tests and benchmarks
-  curl netcat-openbsd procps iproute2 openssl gnutls-bin testssl.sh
+  curl netcat-openbsd procps iproute2 openssl gnutls-bin testssl.sh nginx-light haproxy wrk
+  socat
 )
 
 missing=()

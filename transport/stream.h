@@ -126,19 +126,4 @@ class Listener {
   std::unique_ptr<runtime::Acceptor> acceptor_;  // made on first accept, on the runtime thread
 };
 
-// Copies bytes both ways between `a` and `b` until both directions have ended, for L4 proxying.
-// End of stream on one side is passed on as a half-close (shutdown of writing) to the other,
-// and the opposite direction keeps flowing. An error in either direction (reset, cancellation
-// of the caller) stops both. Bytes moved each way are reported in every case.
-struct CopyResult {
-  uint64_t a_to_b = 0;
-  uint64_t b_to_a = 0;
-  std::optional<Error> error;  // the first error, if any direction failed
-};
-struct CopyOptions {
-  // Ends the copy (error kTimeout) when no byte has moved either way for this long.
-  std::optional<std::chrono::nanoseconds> idle_timeout;
-};
-Task<CopyResult> copy_bidirectional(Stream& a, Stream& b, CopyOptions options = {});
-
 }  // namespace monolake::transport

@@ -1,3 +1,4 @@
+#include "transport/copy.h"
 #include "transport/stream.h"
 
 #include <dirent.h>

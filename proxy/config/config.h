@@ -61,6 +61,9 @@ struct TimeoutConfig {
   std::chrono::seconds upstream_connect{5};
   std::chrono::seconds upstream_read{60};
   std::chrono::seconds server_message{60};
+  // tcp servers: a connection with no byte moving either way for this long is closed (0: never).
+  // Not a Monolake key (its L4 proxy has no idle timeout).
+  std::chrono::seconds tcp_idle{600};
 };
 
 // http://host[:port][/path]; https://... The host is kept as written (names are resolved later).

@@ -35,9 +35,12 @@ std::vector<T> run_on_each_worker(runtime::WorkerPool& pool, const std::function
 }  // namespace detail
 
 // `slot_of(i)` gives worker i's slot; it is only dereferenced on worker i's thread.
+// `after_commit(i)`, if given, runs on worker i's thread right after its commit, before the
+// worker does anything else (e.g. to start or stop listeners that go with the new chain).
 template <class S>
 Result<void> update_all(runtime::WorkerPool& pool, const std::function<Slot<S>*(size_t)>& slot_of,
-                        std::shared_ptr<const Factory<S>> factory) {
+                        std::shared_ptr<const Factory<S>> factory,
+                        const std::function<void(size_t)>& after_commit = {}) {
   std::function<std::optional<Error>(size_t)> prepare = [&](size_t i) -> std::optional<Error> {
     Result<void> r = slot_of(i)->prepare(*factory);
     if (!r) return std::move(r).error();
@@ -55,7 +58,11 @@ Result<void> update_all(runtime::WorkerPool& pool, const std::function<Slot<S>*(
     ML_LOG(kError, "update aborted: worker {}: {}", i, e.to_string());
     return Error(e.code(), "worker " + std::to_string(i) + ": " + e.message(), e.sys_errno());
   }
-  std::function<bool(size_t)> commit = [&](size_t w) { return slot_of(w)->commit(); };
+  std::function<bool(size_t)> commit = [&](size_t w) {
+    const bool committed = slot_of(w)->commit();
+    if (after_commit) after_commit(w);
+    return committed;
+  };
   detail::run_on_each_worker(pool, commit);
   return ok();
 }

@@ -1,0 +1,208 @@
+// monolake: the proxy binary.
+//
+//   monolake -c FILE            serve FILE's configuration in the foreground
+//   monolake --check -c FILE    validate FILE (and open its certificate and key files)
+//   monolake                    serve the embedded default configuration
+//
+// Signals (see docs/operations.md): SIGHUP re-reads the config file; SIGINT/SIGTERM stop
+// accepting and let open connections finish (up to [runtime] drain_timeout_sec), then exit 0;
+// a second SIGINT/SIGTERM during the drain exits at once with status 1.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "base/log.h"
+#include "proxy/config/config.h"
+#include "proxy/server/server.h"
+#include "runtime/options.h"
+
+namespace {
+
+using monolake::Result;
+namespace config = monolake::proxy::config;
+namespace server = monolake::proxy::server;
+
+constexpr const char* kVersion = "0.1.0";
+
+// Served when no -c is given: an L4 proxy from 127.0.0.1:8080 to 127.0.0.1:8081 (the HTTP
+// issue replaces it with an HTTP listener answering from a built-in route).
+constexpr const char* kDefaultConfig = R"toml(
+[runtime]
+worker_threads = 1
+
+[servers.demo]
+name = "demo"
+proxy_type = "tcp"
+listener = { type = "socket", value = "127.0.0.1:8080" }
+
+[[servers.demo.routes]]
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:8081" } }]
+)toml";
+
+struct Options {
+  std::string config_file;
+  bool check = false;
+  bool version = false;
+  std::string log_level = "info";
+};
+
+Result<config::Config> load(const Options& options) {
+  if (!options.config_file.empty()) return config::load_config_file(options.config_file);
+  char cwd[4096];
+  const std::string base = ::getcwd(cwd, sizeof cwd) ? cwd : "";
+  return config::parse_config(kDefaultConfig, "(embedded default config)", base);
+}
+
+int check(const Options& options) {
+  Result<config::Config> loaded = load(options);
+  if (loaded) {
+    if (auto files = config::check_files(*loaded); !files) loaded = std::move(files).error();
+  }
+  if (loaded) {
+    if (auto supported = server::check_supported(*loaded); !supported) {
+      loaded = std::move(supported).error();
+    }
+  }
+  if (!loaded) {
+    std::fprintf(stderr, "%s\n", loaded.error().message().c_str());
+    return 1;
+  }
+  std::printf("ok\n");
+  return 0;
+}
+
+void print_banner(const server::Proxy& proxy, bool embedded) {
+  std::printf("monolake %s: %zu worker(s) on %s\n", kVersion, proxy.workers(),
+              std::string(monolake::runtime::backend_kind_name(proxy.backend())).c_str());
+  for (const config::ServerConfig& s : proxy.config().servers) {
+    std::string upstreams;
+    for (const config::Upstream& u : s.routes.front().upstreams) {
+      if (!upstreams.empty()) upstreams += ", ";
+      upstreams += u.endpoint.address.to_string();
+    }
+    std::printf("listening: server %s (%s%s) on %s -> %s\n", s.name.c_str(),
+                std::string(config::proxy_type_name(s.proxy_type)).c_str(), s.tls ? "+tls" : "",
+                s.listener.address.to_string().c_str(), upstreams.c_str());
+  }
+  if (embedded) {
+    std::printf(
+        "embedded default config: start something on 127.0.0.1:8081, e.g.\n"
+        "  python3 -m http.server 8081 --bind 127.0.0.1\n"
+        "then try:\n"
+        "  curl http://127.0.0.1:8080/\n"
+        "Ctrl-C stops.\n");
+  }
+  std::fflush(stdout);
+}
+
+void reload(server::Proxy& proxy, const Options& options) {
+  if (options.config_file.empty()) {
+    ML_LOG(kWarn, "SIGHUP: running the embedded config; nothing to re-read");
+    return;
+  }
+  ML_LOG(kInfo, "SIGHUP: reloading {}", options.config_file);
+  Result<config::Config> loaded = config::load_config_file(options.config_file);
+  if (loaded) {
+    if (auto applied = proxy.reload(std::move(*loaded)); !applied) {
+      loaded = std::move(applied).error();
+    }
+  }
+  if (!loaded) {
+    ML_LOG(kError, "reload failed; the running configuration stays in force:\n{}",
+           loaded.error().message());
+    return;
+  }
+  ML_LOG(kInfo, "reload: {} applied", options.config_file);
+}
+
+// Stops accepting and waits for open connections, up to the drain timeout. A second
+// SIGINT/SIGTERM exits at once.
+int drain(server::Proxy& proxy, const sigset_t& signals, int first_signal) {
+  const auto timeout = proxy.config().runtime.drain_timeout;
+  ML_LOG(kInfo, "{}: draining {} connection(s), up to {} s", strsignal(first_signal),
+         proxy.open_connections(), timeout.count());
+  proxy.stop_accepting();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (proxy.open_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+    timespec tick{0, 50 * 1000 * 1000};
+    const int sig = ::sigtimedwait(&signals, nullptr, &tick);
+    if (sig == SIGINT || sig == SIGTERM) {
+      ML_LOG(kWarn, "{} again: exiting now with {} connection(s) open", strsignal(sig),
+             proxy.open_connections());
+      std::fflush(stderr);
+      std::_Exit(1);
+    }
+    if (sig == SIGHUP) ML_LOG(kWarn, "SIGHUP while draining: ignored");
+  }
+  const size_t left = proxy.open_connections();
+  if (left > 0) ML_LOG(kWarn, "drain timeout: closing {} connection(s)", left);
+  proxy.stop();
+  ML_LOG(kInfo, "stopped");
+  return 0;
+}
+
+int serve(const Options& options) {
+  // Before any thread exists: every thread inherits the mask, and the main thread takes the
+  // signals synchronously with sigwait.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  Result<config::Config> loaded = load(options);
+  if (!loaded) {
+    std::fprintf(stderr, "%s\n", loaded.error().message().c_str());
+    return 1;
+  }
+  auto started = server::Proxy::start(std::move(*loaded));
+  if (!started) {
+    std::fprintf(stderr, "monolake: cannot start:\n%s\n", started.error().message().c_str());
+    return 1;
+  }
+  server::Proxy& proxy = **started;
+  print_banner(proxy, options.config_file.empty());
+  while (true) {
+    int sig = 0;
+    if (::sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      reload(proxy, options);
+      continue;
+    }
+    return drain(proxy, signals, sig);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  CLI::App app{"monolake: a layer-7 proxy on io_uring with a thread-per-core runtime"};
+  app.add_option("-c,--config", options.config_file, "TOML configuration file");
+  app.add_flag("--check", options.check,
+               "validate the configuration (and open its certificate and key files); print ok "
+               "or the errors; bind nothing");
+  app.add_flag("--version", options.version, "print the version");
+  app.add_option("--log-level", options.log_level, "error | warn | info | debug (default info)");
+  CLI11_PARSE(app, argc, argv);
+
+  if (options.version) {
+    std::printf("monolake %s\n", kVersion);
+    return 0;
+  }
+  auto level = monolake::parse_log_level(options.log_level);
+  if (!level) {
+    std::fprintf(stderr, "--log-level: \"%s\" is not one of error, warn, info, debug\n",
+                 options.log_level.c_str());
+    return 1;
+  }
+  monolake::set_log_level(*level);
+  if (options.check) return check(options);
+  return serve(options);
+}

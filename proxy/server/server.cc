@@ -1,0 +1,431 @@
+#include "proxy/server/server.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <optional>
+
+#include "base/log.h"
+#include "proxy/service/update.h"
+#include "runtime/runtime.h"
+#include "runtime/time.h"
+#include "transport/stream.h"
+
+namespace monolake::proxy::server {
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// "FILE: KEY.PATH: reason", the configuration's error format.
+Error config_error(const config::Config& config, const std::string& key_path,
+                   const std::string& reason) {
+  return Error(ErrorCode::kInvalidArgument, config.source + ": " + key_path + ": " + reason);
+}
+
+std::string server_path(const config::ServerConfig& server) { return "servers." + server.key; }
+
+class ServiceSetFactory final : public Factory<ServiceSet> {
+ public:
+  std::map<std::string, std::shared_ptr<const Factory<l4::L4Service>>> l4;
+
+  Result<std::shared_ptr<ServiceSet>> make_from(
+      const std::shared_ptr<ServiceSet>& previous) const override {
+    auto set = std::make_shared<ServiceSet>();
+    for (const auto& [key, factory] : l4) {
+      std::shared_ptr<l4::L4Service> old;
+      if (previous) {
+        if (auto it = previous->l4.find(key); it != previous->l4.end()) old = it->second;
+      }
+      Result<std::shared_ptr<l4::L4Service>> chain = factory->make_from(old);
+      if (!chain) {
+        const Error& e = chain.error();
+        return Error(e.code(), "servers." + key + ": " + e.message(), e.sys_errno());
+      }
+      set->l4.emplace(key, std::move(*chain));
+    }
+    return set;
+  }
+};
+
+// One listening socket per worker: SO_REUSEPORT sockets for TCP (the kernel spreads new
+// connections across them), or one Unix socket dup'ed for each worker.
+Result<std::vector<transport::Listener>> bind_per_worker(const transport::SocketAddress& address,
+                                                         size_t workers) {
+  std::vector<transport::Listener> out;
+  transport::ListenOptions options;
+  if (address.is_unix()) {
+    Result<transport::Listener> first = transport::Listener::bind(address, options);
+    if (!first) return std::move(first).error();
+    for (size_t i = 1; i < workers; ++i) {
+      const int fd = ::fcntl(first->fd(), F_DUPFD_CLOEXEC, 0);
+      if (fd < 0) return Error::from_errno(errno, "dup " + address.to_string());
+      Result<transport::Listener> copy = transport::Listener::adopt(fd);
+      if (!copy) {
+        ::close(fd);
+        return std::move(copy).error();
+      }
+      out.push_back(std::move(*copy));
+    }
+    out.insert(out.begin(), std::move(*first));
+    return out;
+  }
+  options.reuse_port = true;
+  for (size_t i = 0; i < workers; ++i) {
+    Result<transport::Listener> listener = transport::Listener::bind(address, options);
+    if (!listener) return std::move(listener).error();
+    out.push_back(std::move(*listener));
+  }
+  return out;
+}
+
+Result<void> raise_open_files(const config::Config& config, uint64_t wanted) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return Error::from_errno(errno, "getrlimit");
+  if (limit.rlim_cur >= wanted) return ok();
+  rlimit raised = limit;
+  raised.rlim_cur = wanted;
+  if (raised.rlim_max < wanted) raised.rlim_max = wanted;
+  if (::setrlimit(RLIMIT_NOFILE, &raised) != 0) {
+    const int err = errno;
+    return config_error(config, "runtime.max_open_files",
+                        fmt::format("cannot raise the open-file limit to {} (now {}, hard limit "
+                                    "{}): {}",
+                                    wanted, limit.rlim_cur, limit.rlim_max, std::strerror(err)));
+  }
+  ML_LOG(kInfo, "open-file limit raised from {} to {}", limit.rlim_cur, wanted);
+  return ok();
+}
+
+// After binding: become `user` (and its groups). Must run before the worker threads exist so
+// that every thread, and every io_uring instance they create, has the new credentials.
+Result<void> drop_privileges(const config::Config& config, const std::string& user) {
+  errno = 0;
+  const passwd* pw = ::getpwnam(user.c_str());
+  if (!pw) return config_error(config, "runtime.user", "no such user \"" + user + "\"");
+  if (::geteuid() != 0) {
+    if (pw->pw_uid == ::geteuid()) return ok();  // already that user
+    return config_error(config, "runtime.user",
+                        "cannot switch to \"" + user + "\": not started as root");
+  }
+  if (::initgroups(pw->pw_name, pw->pw_gid) != 0 || ::setgid(pw->pw_gid) != 0 ||
+      ::setuid(pw->pw_uid) != 0) {
+    return config_error(config, "runtime.user",
+                        "cannot switch to \"" + user + "\": " + std::strerror(errno));
+  }
+  if (::setuid(0) == 0) {
+    return config_error(config, "runtime.user", "privileges could not be dropped");
+  }
+  ML_LOG(kInfo, "running as user {} (uid {})", user, pw->pw_uid);
+  return ok();
+}
+
+Task<void> nothing_first() { co_return; }
+
+}  // namespace
+
+// --- Worker state --------------------------------------------------------------------------
+
+// Touched only on the worker's own thread (through pool_->post and update_all).
+struct WorkerState {
+  struct Accepting {
+    std::string server_key;  // whose chain serves this listener's connections (may change)
+    std::shared_ptr<ListenerShared> shared;
+    std::optional<runtime::JoinHandle<void>> loop;
+  };
+  Slot<ServiceSet> slot;
+  std::map<std::string, std::shared_ptr<Accepting>> accepting;  // by listener address
+
+  void stop_accepting(const std::string& address) {
+    auto it = accepting.find(address);
+    if (it == accepting.end()) return;
+    if (it->second->loop) it->second->loop->cancel();  // the loop closes its socket as it ends
+    accepting.erase(it);
+  }
+};
+
+static std::shared_ptr<l4::L4Service> chain_of(const WorkerState& worker, const std::string& key) {
+  const std::shared_ptr<ServiceSet>& services = worker.slot.current();
+  if (!services) return nullptr;
+  auto it = services->l4.find(key);
+  return it == services->l4.end() ? nullptr : it->second;
+}
+
+// Plan of a configuration change, made on the control thread before anything changes.
+struct Proxy::Plan {
+  struct NewListener {
+    std::shared_ptr<ListenerShared> shared;
+    std::vector<transport::Listener> per_worker;
+  };
+  std::shared_ptr<const Factory<ServiceSet>> factory;
+  std::map<std::string, NewListener> added;                       // by address
+  std::vector<std::string> removed;                               // addresses
+  std::map<std::string, std::string> server_of;                   // address -> server key
+  std::map<std::string, std::shared_ptr<ListenerShared>> served;  // the listeners afterwards
+  std::map<std::string, size_t> max_connections;                  // address -> limit
+};
+
+namespace {
+
+// Serves one accepted connection with the chain it started with. The open-connection count
+// (incremented by the accept loop) is released however the task ends.
+Task<void> serve_connection(std::shared_ptr<l4::L4Service> chain, l4::Connection connection,
+                            std::shared_ptr<ListenerShared> shared) {
+  struct Release {
+    ListenerShared* shared;
+    ~Release() { shared->active.fetch_sub(1, std::memory_order_relaxed); }
+  } release{shared.get()};
+  (void)co_await chain->call(std::move(connection));
+}
+
+// Waits before the next accept after EMFILE/ENFILE: 10 ms doubling to 1 s, so a process out of
+// descriptors neither spins nor stops serving when descriptors free up.
+struct AcceptBackoff {
+  std::chrono::milliseconds delay{0};
+  runtime::TimePoint last_warning{};
+
+  std::chrono::milliseconds next(const std::string& address, const Error& error) {
+    delay = std::clamp(delay * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+    const runtime::TimePoint now = runtime::Runtime::current()->now();
+    if (now - last_warning >= 1s) {
+      last_warning = now;
+      ML_LOG(kWarn, "accept on {}: {}; pausing accepts for {} ms", address, error.to_string(),
+             delay.count());
+    }
+    return delay;
+  }
+  void reset() { delay = std::chrono::milliseconds(0); }
+};
+
+}  // namespace
+
+static Task<void> accept_loop(transport::Listener listener, std::string address,
+                              WorkerState* worker,
+                              std::shared_ptr<WorkerState::Accepting> accepting);
+
+// --- Proxy ---------------------------------------------------------------------------------
+
+Result<void> check_supported(const config::Config& config) {
+  std::string problems;
+  for (const config::ServerConfig& server : config.servers) {
+    if (server.proxy_type == config::ProxyType::kTcp) continue;
+    if (!problems.empty()) problems += "\n";
+    problems += fmt::format(
+        "{}: {}.proxy_type: \"{}\" servers are not served by this build yet "
+        "(only \"tcp\")",
+        config.source, server_path(server), config::proxy_type_name(server.proxy_type));
+  }
+  if (!problems.empty()) return Error(ErrorCode::kUnsupported, problems);
+  return ok();
+}
+
+std::vector<std::string> runtime_changes(const config::RuntimeConfig& a,
+                                         const config::RuntimeConfig& b) {
+  std::vector<std::string> out;
+  auto note = [&out](const char* key, const auto& before, const auto& after) {
+    if (before != after) out.push_back(fmt::format("{}: {} -> {}", key, before, after));
+  };
+  auto opt = [](const auto& v) { return v ? fmt::format("{}", *v) : std::string("(absent)"); };
+  note("runtime_type", runtime::backend_kind_name(a.runtime_type),
+       runtime::backend_kind_name(b.runtime_type));
+  note("worker_threads", a.worker_threads, b.worker_threads);
+  note("entries", a.entries, b.entries);
+  note("sqpoll_idle", opt(a.sqpoll_idle_ms), opt(b.sqpoll_idle_ms));
+  note("cpu_affinity", a.cpu_affinity, b.cpu_affinity);
+  note("max_open_files", opt(a.max_open_files), opt(b.max_open_files));
+  note("user", opt(a.user), opt(b.user));
+  note("control_socket", opt(a.control_socket), opt(b.control_socket));
+  note("drain_timeout_sec", a.drain_timeout.count(), b.drain_timeout.count());
+  return out;
+}
+
+Result<std::unique_ptr<Proxy>> Proxy::start(config::Config config) {
+  std::unique_ptr<Proxy> proxy(new Proxy());
+  proxy->ticket_keys_ = tls::TicketKeys::generate();
+  const config::RuntimeConfig& rc = config.runtime;
+  if (rc.max_open_files) {
+    if (auto r = raise_open_files(config, *rc.max_open_files); !r) return std::move(r).error();
+  }
+  for (size_t i = 0; i < rc.worker_threads; ++i) {
+    proxy->worker_states_.push_back(std::make_unique<WorkerState>());
+  }
+  Result<std::unique_ptr<Plan>> plan = proxy->prepare(config);
+  if (!plan) return std::move(plan).error();
+  if (rc.user) {
+    if (auto r = drop_privileges(config, *rc.user); !r) return std::move(r).error();
+  }
+  runtime::WorkerPoolOptions options;
+  options.workers = rc.worker_threads;
+  options.runtime.backend = rc.runtime_type;
+  options.runtime.honor_env = true;  // MONOLAKE_RUNTIME overrides runtime_type
+  options.runtime.entries = rc.entries;
+  options.runtime.sqpoll_idle_ms = rc.sqpoll_idle_ms;
+  options.pin_cpus = rc.cpu_affinity;
+  Result<std::unique_ptr<runtime::WorkerPool>> pool =
+      runtime::WorkerPool::start(options, [](size_t) { return nothing_first(); });
+  if (!pool) return std::move(pool).error();
+  proxy->pool_ = std::move(*pool);
+  if (auto r = proxy->commit(**plan); !r) return std::move(r).error();
+  proxy->config_ = std::move(config);
+  return proxy;
+}
+
+Proxy::~Proxy() { stop(); }
+
+Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config) {
+  if (auto r = check_supported(config); !r) return std::move(r).error();
+  auto plan = std::make_unique<Plan>();
+  auto factory = std::make_shared<ServiceSetFactory>();
+  std::string problems;
+  auto problem = [&](const Error& e) {
+    if (!problems.empty()) problems += "\n";
+    problems += e.message();
+  };
+  for (const config::ServerConfig& server : config.servers) {
+    std::shared_ptr<const tls::ServerContext> tls_context;
+    if (server.tls) {
+      tls::ServerConfig tls_config;
+      tls_config.certificates.push_back(server.tls->certificate);
+      auto created = tls::ServerContext::create(server.tls->stack, tls_config, ticket_keys_);
+      if (!created) {
+        problem(config_error(config, server_path(server) + ".tls", created.error().message()));
+        continue;
+      }
+      tls_context = std::move(*created);
+    }
+    factory->l4.emplace(server.key, std::make_shared<l4::L4Factory>(server, tls_context));
+
+    const std::string address = server.listener.address.to_string();
+    if (auto other = plan->server_of.find(address); other != plan->server_of.end()) {
+      problem(config_error(config, server_path(server) + ".listener",
+                           address + " is also the listener of servers." + other->second));
+      continue;
+    }
+    plan->server_of[address] = server.key;
+    plan->max_connections[address] = server.max_connections;
+    if (auto kept = listeners_.find(address); kept != listeners_.end()) {
+      plan->served[address] = kept->second;
+      continue;
+    }
+    auto bound = bind_per_worker(server.listener.address, worker_states_.size());
+    if (!bound) {
+      problem(config_error(config, server_path(server) + ".listener", bound.error().to_string()));
+      continue;
+    }
+    auto shared = std::make_shared<ListenerShared>();
+    plan->served[address] = shared;
+    plan->added[address] = Plan::NewListener{shared, std::move(*bound)};
+  }
+  if (!problems.empty()) return Error(ErrorCode::kInvalidArgument, problems);
+  for (const auto& [address, shared] : listeners_) {
+    if (!plan->served.count(address)) plan->removed.push_back(address);
+  }
+  plan->factory = std::move(factory);
+  return plan;
+}
+
+Result<void> Proxy::commit(Plan& plan) {
+  for (const auto& [address, limit] : plan.max_connections) {
+    plan.served[address]->max_connections.store(limit, std::memory_order_relaxed);
+  }
+  std::function<Slot<ServiceSet>*(size_t)> slot_of = [this](size_t i) {
+    return &worker_states_[i]->slot;
+  };
+  std::function<void(size_t)> after_commit = [this, &plan](size_t i) { attach_listeners(i, plan); };
+  if (auto r = update_all<ServiceSet>(*pool_, slot_of, plan.factory, after_commit); !r) return r;
+  listeners_ = plan.served;
+  return ok();
+}
+
+// On worker `i`, right after its commit: stop the listeners the new configuration dropped,
+// start the ones it added, and point every listener at its server's chain.
+void Proxy::attach_listeners(size_t i, Plan& plan) {
+  WorkerState& worker = *worker_states_[i];
+  for (const std::string& address : plan.removed) worker.stop_accepting(address);
+  for (auto& [address, added] : plan.added) {
+    auto accepting = std::make_shared<WorkerState::Accepting>();
+    accepting->shared = added.shared;
+    worker.accepting[address] = accepting;
+    accepting->loop = runtime::spawn_with_handle(
+        accept_loop(std::move(added.per_worker[i]), address, &worker, accepting));
+  }
+  for (const auto& [address, key] : plan.server_of) worker.accepting.at(address)->server_key = key;
+}
+
+Result<void> Proxy::reload(config::Config config) {
+  Result<std::unique_ptr<Plan>> plan = prepare(config);
+  if (!plan) return std::move(plan).error();
+  if (auto r = commit(**plan); !r) return r;
+  for (const std::string& change : runtime_changes(config_.runtime, config.runtime)) {
+    ML_LOG(kWarn, "reload: [runtime] {} needs a restart; ignored", change);
+  }
+  config.runtime = config_.runtime;  // what is really in force
+  config_ = std::move(config);
+  return ok();
+}
+
+void Proxy::stop_accepting() {
+  if (!pool_) return;
+  std::function<bool(size_t)> stop = [this](size_t i) {
+    WorkerState& worker = *worker_states_[i];
+    while (!worker.accepting.empty()) worker.stop_accepting(worker.accepting.begin()->first);
+    return true;
+  };
+  detail::run_on_each_worker(*pool_, stop);
+}
+
+size_t Proxy::open_connections() const {
+  size_t total = 0;
+  for (const auto& [address, shared] : listeners_) {
+    total += shared->active.load(std::memory_order_relaxed);
+  }
+  return total;
+}
+
+void Proxy::stop() {
+  if (pool_) pool_->stop();
+}
+
+// --- accept loop ---------------------------------------------------------------------------
+
+// Accepts on one worker's socket for one listener until cancelled (the socket closes with it).
+// The connection takes the worker's current chain of the listener's server.
+static Task<void> accept_loop(transport::Listener listener, std::string address,
+                              WorkerState* worker,
+                              std::shared_ptr<WorkerState::Accepting> accepting) {
+  ListenerShared& shared = *accepting->shared;
+  AcceptBackoff backoff;
+  while (true) {
+    // At max_connections, leave new connections in the kernel's accept queue until one ends.
+    while (shared.active.load(std::memory_order_relaxed) >=
+           shared.max_connections.load(std::memory_order_relaxed)) {
+      if (!co_await runtime::sleep(10ms)) co_return;
+    }
+    Result<transport::Stream> accepted = co_await listener.accept();
+    if (!accepted) {
+      const Error& e = accepted.error();
+      if (e.code() == ErrorCode::kCancelled) co_return;
+      const auto delay = e.code() == ErrorCode::kLimitExceeded ? backoff.next(address, e) : 10ms;
+      if (e.code() != ErrorCode::kLimitExceeded) {
+        ML_LOG(kWarn, "accept on {}: {}", address, e.to_string());
+      }
+      if (!co_await runtime::sleep(delay)) co_return;
+      continue;
+    }
+    backoff.reset();
+    std::shared_ptr<l4::L4Service> chain = chain_of(*worker, accepting->server_key);
+    if (!chain) continue;  // no chain for this listener (cannot happen): the stream closes
+    l4::Connection connection;
+    connection.peer = accepted->peer_address().value_or(transport::SocketAddress());
+    connection.stream = std::move(*accepted);
+    shared.active.fetch_add(1, std::memory_order_relaxed);
+    runtime::spawn(serve_connection(std::move(chain), std::move(connection), accepting->shared));
+  }
+}
+
+}  // namespace monolake::proxy::server

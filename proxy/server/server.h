@@ -1,0 +1,101 @@
+// The running proxy: worker threads, their listeners and their service chains, configured from
+// a config::Config and reconfigured while traffic flows.
+//
+//   auto proxy = server::Proxy::start(std::move(config)).value();  // binds, starts workers
+//   proxy->reload(std::move(new_config));   // SIGHUP: all-or-nothing; old config on failure
+//   proxy->stop_accepting();                // drain: open connections go on
+//   while (proxy->open_connections() > 0 && !timed_out) wait();
+//   proxy->stop();
+//
+// Threads: one worker per configured core, each with its own runtime, its own service chains
+// (a Slot per worker) and its own SO_REUSEPORT socket per TCP listener (a Unix-socket listener
+// is one socket, dup'ed to every worker). Listening sockets are bound on the control thread (the
+// one calling start/reload), so a bind failure is reported before anything changes, and handed
+// to the workers when the new chains are committed.
+//
+// Reload: listeners are matched by address, so a reload that keeps an address keeps its
+// sockets (no connection in an accept queue is lost), one that drops an address closes them,
+// one that adds an address binds it. The chains are replaced two-phase (update_all): a failure
+// on any worker leaves every worker on the old chains. `[runtime]` changes need a restart; a
+// reload logs them and leaves them alone.
+//
+// Public methods are for the control thread only (not thread-safe among themselves).
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "proxy/config/config.h"
+#include "proxy/l4/l4.h"
+#include "proxy/service/slot.h"
+#include "runtime/options.h"
+#include "runtime/worker_pool.h"
+#include "tls/tls.h"
+
+namespace monolake::proxy::server {
+
+// What a reload replaces on each worker at once: every server's chain, by server key.
+struct ServiceSet {
+  std::map<std::string, std::shared_ptr<l4::L4Service>> l4;
+};
+
+// Shared by the workers for one listening address; lives as long as the address is configured.
+struct ListenerShared {
+  std::atomic<size_t> active{0};  // open connections accepted here, all workers
+  std::atomic<size_t> max_connections{0};
+};
+
+struct WorkerState;  // one worker's slot and listeners (server.cc)
+
+class Proxy {
+ public:
+  // Raises RLIMIT_NOFILE (max_open_files), binds every listener, drops privileges (user),
+  // starts the workers and installs the chains. Refuses proxy types this build cannot serve.
+  static Result<std::unique_ptr<Proxy>> start(config::Config config);
+  ~Proxy();
+  Proxy(const Proxy&) = delete;
+  Proxy& operator=(const Proxy&) = delete;
+
+  // Replaces the configuration. On any failure (bad TLS files, bind error, a factory failing on
+  // a worker) the running configuration stays in force and the error says why.
+  Result<void> reload(config::Config config);
+
+  // Stops accepting on every listener and closes them; open connections go on.
+  void stop_accepting();
+  // Open client connections, all listeners and workers.
+  size_t open_connections() const;
+  // Stops the workers; connections still open are closed.
+  void stop();
+
+  runtime::BackendKind backend() const { return pool_->backend_kind(); }
+  size_t workers() const { return pool_->size(); }
+  const config::Config& config() const { return config_; }
+
+ private:
+  struct Plan;
+  Proxy() = default;
+
+  Result<std::unique_ptr<Plan>> prepare(const config::Config& config);
+  Result<void> commit(Plan& plan);
+  void attach_listeners(size_t worker, Plan& plan);
+
+  config::Config config_;
+  std::shared_ptr<tls::TicketKeys> ticket_keys_;  // one set for the process: any worker resumes
+  // By listener address ("127.0.0.1:8080", "unix:/p"): the ones currently served.
+  std::map<std::string, std::shared_ptr<ListenerShared>> listeners_;
+  std::vector<std::unique_ptr<WorkerState>> worker_states_;
+  std::unique_ptr<runtime::WorkerPool> pool_;
+};
+
+// Lines naming the `[runtime]` settings that differ ("worker_threads: 4 -> 2"); empty if none.
+std::vector<std::string> runtime_changes(const config::RuntimeConfig& before,
+                                         const config::RuntimeConfig& after);
+
+// Refuses what this build cannot serve yet, in the config's error format.
+Result<void> check_supported(const config::Config& config);
+
+}  // namespace monolake::proxy::server
