@@ -152,4 +152,13 @@ bool SocketAddress::operator==(const SocketAddress& other) const {
   return len_ == other.len_ && std::memcmp(&storage_, &other.storage_, len_) == 0;
 }
 
+std::string SocketAddress::unix_file_path() const {
+  if (!is_unix()) return {};
+  const auto* un = reinterpret_cast<const sockaddr_un*>(&storage_);
+  const size_t max =
+      len_ > offsetof(sockaddr_un, sun_path) ? len_ - offsetof(sockaddr_un, sun_path) : 0;
+  if (max == 0 || un->sun_path[0] == '\0') return {};
+  return std::string(un->sun_path, ::strnlen(un->sun_path, max));
+}
+
 }  // namespace monolake::transport

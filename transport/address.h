@@ -36,6 +36,8 @@ class SocketAddress {
 
   // "127.0.0.1:8080", "[::1]:8080", "unix:/path".
   std::string to_string() const;
+  // The file path of a Unix address (empty for IP and abstract addresses).
+  std::string unix_file_path() const;
 
   bool operator==(const SocketAddress& other) const;
 

@@ -294,4 +294,10 @@ TEST(SocketAddressTest, LocalOfBadFd) {
 }
 
 }  // namespace
+TEST(SocketAddressTest, UnixFilePath) {
+  EXPECT_EQ(must_parse("unix:/tmp/x.sock").unix_file_path(), "/tmp/x.sock");
+  EXPECT_EQ(must_parse("127.0.0.1:80").unix_file_path(), "");
+  EXPECT_EQ(SocketAddress().unix_file_path(), "");
+}
+
 }  // namespace monolake::transport

@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -126,6 +127,25 @@ Result<void> drop_privileges(const config::Config& config, const std::string& us
 }
 
 Task<void> nothing_first() { co_return; }
+
+void remember_unix_file(ListenerShared& shared, const transport::SocketAddress& address) {
+  if (!address.is_unix()) return;
+  shared.unix_path = address.unix_file_path();
+  struct stat st {};
+  if (::stat(shared.unix_path.c_str(), &st) == 0) {
+    shared.unix_device = st.st_dev;
+    shared.unix_inode = st.st_ino;
+  }
+}
+
+// Removes a Unix listener's socket file if it is still the one this process made.
+void remove_unix_file(const ListenerShared& shared) {
+  if (shared.unix_path.empty()) return;
+  struct stat st {};
+  if (::stat(shared.unix_path.c_str(), &st) != 0) return;
+  if (st.st_dev != shared.unix_device || st.st_ino != shared.unix_inode) return;
+  ::unlink(shared.unix_path.c_str());
+}
 
 }  // namespace
 
@@ -318,6 +338,7 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
       continue;
     }
     auto shared = std::make_shared<ListenerShared>();
+    remember_unix_file(*shared, server.listener.address);
     plan->served[address] = shared;
     plan->added[address] = Plan::NewListener{shared, std::move(*bound)};
   }
@@ -338,6 +359,7 @@ Result<void> Proxy::commit(Plan& plan) {
   };
   std::function<void(size_t)> after_commit = [this, &plan](size_t i) { attach_listeners(i, plan); };
   if (auto r = update_all<ServiceSet>(*pool_, slot_of, plan.factory, after_commit); !r) return r;
+  for (const std::string& address : plan.removed) remove_unix_file(*listeners_.at(address));
   listeners_ = plan.served;
   return ok();
 }
@@ -377,6 +399,7 @@ void Proxy::stop_accepting() {
     return true;
   };
   detail::run_on_each_worker(*pool_, stop);
+  for (const auto& [address, shared] : listeners_) remove_unix_file(*shared);
 }
 
 size_t Proxy::open_connections() const {

@@ -22,6 +22,8 @@
 // Public methods are for the control thread only (not thread-safe among themselves).
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <map>
 #include <memory>
@@ -47,6 +49,11 @@ struct ServiceSet {
 struct ListenerShared {
   std::atomic<size_t> active{0};  // open connections accepted here, all workers
   std::atomic<size_t> max_connections{0};
+  // Unix listeners: the socket file this process made (path, device, inode), removed when the
+  // listener is closed, unless something else has replaced the file since.
+  std::string unix_path;
+  dev_t unix_device = 0;
+  ino_t unix_inode = 0;
 };
 
 struct WorkerState;  // one worker's slot and listeners (server.cc)
