@@ -72,11 +72,18 @@ Task<Result<Outcome>> TcpForward::call(Connection connection) {
   ActiveUpstream active(*upstreams_, connected->index);
 
   transport::CopyOptions copy_options{.idle_timeout = options_.idle_timeout};
-  transport::CopyResult copied =
-      connection.tls
-          ? co_await transport::copy_bidirectional(*connection.tls, connected->stream, copy_options)
-          : co_await transport::copy_bidirectional(connection.stream, connected->stream,
-                                                   copy_options);
+  // Two statements, not `tls ? co_await a : co_await b`: GCC 12 initialises the variable with a
+  // bitwise copy of the chosen branch's temporary and then destroys that temporary too, so the
+  // CopyResult's error message (a std::string) was freed twice, or, when short enough for the
+  // in-place buffer, left pointing into the dead temporary (an invalid free later).
+  transport::CopyResult copied;
+  if (connection.tls) {
+    copied =
+        co_await transport::copy_bidirectional(*connection.tls, connected->stream, copy_options);
+  } else {
+    copied =
+        co_await transport::copy_bidirectional(connection.stream, connected->stream, copy_options);
+  }
   outcome.to_upstream = copied.a_to_b;
   outcome.to_client = copied.b_to_a;
   if (copied.error) co_return failed("copy", std::move(*copied.error), std::move(outcome));

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <string>
 #include <thread>
 
 #include "proxy/service/slot.h"
@@ -144,16 +145,18 @@ class UpdateTest : public ::testing::Test {
     runtime::WorkerPoolOptions options;
     options.workers = kWorkers;
     options.runtime.honor_env = false;
-    auto pool = runtime::WorkerPool::start(options, [this](size_t i) -> Task<void> {
-      threads_[i] = std::this_thread::get_id();
-      co_return;
-    });
+    auto pool = runtime::WorkerPool::start(options, [](size_t) -> Task<void> { co_return; });
     ASSERT_TRUE(pool.has_value()) << pool.error().to_string();
     pool_ = std::move(*pool);
-    // Wait until every worker recorded its thread id.
+    // Each worker's thread id, recorded on that worker (a posted function, not the worker's
+    // start task: a post may run before that task has, and the wait below would then not
+    // cover the write).
     for (size_t i = 0; i < kWorkers; ++i) {
       std::promise<void> done;
-      pool_->post(i, [&done] { done.set_value(); });
+      pool_->post(i, [this, i, &done] {
+        threads_[i] = std::this_thread::get_id();
+        done.set_value();
+      });
       done.get_future().wait();
     }
   }
@@ -212,6 +215,56 @@ TEST_F(UpdateTest, OneFailingWorkerAbortsEverywhere) {
     EXPECT_EQ(call_on(i, 1), 4) << "worker " << i << " must keep the old chain";
     EXPECT_FALSE(slots_[i].staged());
     EXPECT_EQ(slots_[i].generation(), 1u);
+  }
+}
+
+// What after_commit saw on one worker.
+struct AfterCommit {
+  int calls = 0;
+  std::thread::id thread;
+  uint64_t generation = 0;
+  bool staged = true;
+  int offset = -1;  // of the worker's current chain
+};
+
+TEST_F(UpdateTest, AfterCommitRunsOnEachWorkerRightAfterItsCommit) {
+  ASSERT_TRUE(update(std::make_shared<ChainFactory>(1)).has_value());
+  // Written on worker i only; read here after update_all has waited for every worker.
+  AfterCommit seen[kWorkers];
+  Result<void> r = update_all<IntService>(
+      *pool_, [this](size_t i) { return &slots_[i]; }, std::make_shared<ChainFactory>(10),
+      [this, &seen](size_t i) {
+        AfterCommit& s = seen[i];
+        ++s.calls;
+        s.thread = std::this_thread::get_id();
+        s.generation = slots_[i].generation();
+        s.staged = slots_[i].staged();
+        auto* layer = dynamic_cast<Double*>(slots_[i].current().get());
+        if (layer) s.offset = static_cast<AddOffset*>(layer->inner().get())->offset();
+      });
+  ASSERT_TRUE(r.has_value()) << r.error().to_string();
+  for (size_t i = 0; i < kWorkers; ++i) {
+    SCOPED_TRACE("worker " + std::to_string(i));
+    EXPECT_EQ(seen[i].calls, 1);
+    EXPECT_EQ(seen[i].thread, threads_[i]) << "after_commit ran off the worker's thread";
+    EXPECT_EQ(seen[i].generation, 2u) << "after_commit ran before the commit";
+    EXPECT_FALSE(seen[i].staged);
+    EXPECT_EQ(seen[i].offset, 10) << "the new chain was not current yet";
+    EXPECT_EQ(call_on(i, 1), 22);
+  }
+}
+
+TEST_F(UpdateTest, AfterCommitDoesNotRunWhenTheUpdateAborts) {
+  ASSERT_TRUE(update(std::make_shared<ChainFactory>(1)).has_value());
+  std::atomic<int> calls{0};
+  Result<void> r = update_all<IntService>(
+      *pool_, [this](size_t i) { return &slots_[i]; },
+      std::make_shared<ChainFactory>(10, threads_[2]), [&calls](size_t) { ++calls; });
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(calls.load(), 0);
+  for (size_t i = 0; i < kWorkers; ++i) {
+    EXPECT_EQ(slots_[i].generation(), 1u);
+    EXPECT_EQ(call_on(i, 1), 4);
   }
 }
 
