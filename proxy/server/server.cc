@@ -299,6 +299,8 @@ Proxy::~Proxy() { stop(); }
 
 Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config) {
   if (auto r = check_supported(config); !r) return std::move(r).error();
+  // Unreadable certificate or key files, named plainly (the TLS libraries' messages are not).
+  if (auto r = config::check_files(config); !r) return std::move(r).error();
   auto plan = std::make_unique<Plan>();
   auto factory = std::make_shared<ServiceSetFactory>();
   std::string problems;
