@@ -657,8 +657,14 @@ TEST_P(IoTest, ThousandConnectAcceptCloseCyclesLeakNoFds) {
     int cycles = 0;
     auto one_cycle = [](Listener l, Acceptor* acceptor, int i) -> Task<bool> {
       Result<int> client = co_await dial(l.addr);
-      Result<AcceptedSocket> server =
-          acceptor ? co_await acceptor->accept() : co_await accept(l.fd);
+      // Not `acceptor ? co_await ... : co_await ...`: GCC 12 miscompiles a co_await in both
+      // arms of ?: (a byte copy of the result, then a second destructor call).
+      Result<AcceptedSocket> server = Error(ErrorCode::kInternal);
+      if (acceptor) {
+        server = co_await acceptor->accept();
+      } else {
+        server = co_await accept(l.fd);
+      }
       if (!client || !server) {
         ADD_FAILURE() << "cycle " << i << ": " << outcome(client) << " / " << outcome(server);
         if (client) Runtime::current()->close_fd(*client);
