@@ -306,5 +306,77 @@ load_balancer = "RoundRobin"
     assert ml.stop() == 0
 
 
+def test_out_of_descriptors_backs_off_and_recovers():
+    up = pt.EchoServer()
+    port = pt.free_port()
+    cfg = pt.tcp_config("127.0.0.1:%d" % port, ["127.0.0.1:%d" % up.port],
+                        runtime="worker_threads = 1")
+    for backend in ("io_uring", "epoll"):
+        # 64 descriptors: a few dozen proxied connections (two descriptors each) exhaust them.
+        ml = pt.Monolake(MONOLAKE, cfg, DIR, name="monolake-emfile-" + backend,
+                         env={"MONOLAKE_RUNTIME": backend}, log_level="warn",
+                         wrapper=["prlimit", "--nofile=64:64", "--"])
+        ml.wait_ready()
+        held = []
+        for i in range(60):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"x")
+            held.append(s)
+        pt.wait_until(lambda: "pausing accepts" in ml.err(), 10, "accept back-off warning")
+        cpu_before = cpu_seconds(ml.pid)
+        time.sleep(1.0)
+        spent = cpu_seconds(ml.pid) - cpu_before
+        assert spent < 0.3, "spinning while out of descriptors: %.2f s CPU in 1 s" % spent
+        for s in held:
+            s.close()
+        # Descriptors free up: new connections are served again.
+        pt.wait_until(lambda: try_exchange(port), 10, "service after back-off")
+        assert ml.running()
+        assert ml.stop() == 0
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def try_exchange(port):
+    try:
+        return pt.exchange(port, b"again", timeout=2) == b"again"
+    except OSError:
+        return False
+
+
+def test_user_and_open_file_limit():
+    import pwd
+    up = pt.EchoServer()
+    port = pt.free_port()
+    user = "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+    cfg = pt.tcp_config("127.0.0.1:%d" % port, ["127.0.0.1:%d" % up.port],
+                        runtime='worker_threads = 2\nmax_open_files = 4321\nuser = "%s"' % user)
+    # Start below the configured limit, so that raising it shows.
+    ml = start(cfg, name="monolake-user", wrapper=["prlimit", "--nofile=1024:8192", "--"])
+    with open("/proc/%d/limits" % ml.pid) as f:
+        limits = f.read()
+    assert [l for l in limits.splitlines() if l.startswith("Max open files")][0].split()[3] == \
+        "4321", limits
+    with open("/proc/%d/status" % ml.pid) as f:
+        uid_line = [l for l in f.read().splitlines() if l.startswith("Uid:")][0]
+    expected = pwd.getpwnam(user).pw_uid
+    assert uid_line.split()[1:] == [str(expected)] * 4, uid_line
+    assert pt.exchange(port, b"as %s" % user.encode()) == b"as %s" % user.encode()
+    assert ml.stop() == 0
+    if os.geteuid() != 0:
+        return
+    # As root, a user that does not exist is a start error naming the key.
+    bad = cfg.replace('user = "nobody"', 'user = "no-such-user-here"')
+    path = os.path.join(DIR, "baduser.toml")
+    with open(path, "w") as f:
+        f.write(bad)
+    out = subprocess.run([MONOLAKE, "-c", path], capture_output=True, text=True, timeout=20)
+    assert out.returncode == 1 and "runtime.user: no such user" in out.stderr, out
+
+
 if __name__ == "__main__":
     pt.main([(name, fn) for name, fn in list(globals().items()) if name.startswith("test_")])

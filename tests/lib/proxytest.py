@@ -105,10 +105,11 @@ class Monolake(Process):
     """monolake -c FILE, with helpers to rewrite the file and reload."""
 
     def __init__(self, binary, config_text, directory, name="monolake", env=None,
-                 log_level="info", extra_args=()):
+                 log_level="info", extra_args=(), wrapper=()):
         self.config_path = os.path.join(directory, name + ".toml")
         self.write_config(config_text)
-        argv = [binary, "-c", self.config_path, "--log-level", log_level] + list(extra_args)
+        argv = list(wrapper) + [binary, "-c", self.config_path, "--log-level", log_level] + \
+            list(extra_args)
         super().__init__(argv, name, directory, env=env)
         self.reloads = 0
 
