@@ -28,19 +28,24 @@ namespace server = monolake::proxy::server;
 
 constexpr const char* kVersion = "0.1.0";
 
-// Served when no -c is given: an L4 proxy from 127.0.0.1:8080 to 127.0.0.1:8081 (the HTTP
-// issue replaces it with an HTTP listener answering from a built-in route).
+// Served when no -c is given: an HTTP listener on 127.0.0.1:8080 answering from a built-in
+// route, so something answers at once.
 constexpr const char* kDefaultConfig = R"toml(
 [runtime]
 worker_threads = 1
 
 [servers.demo]
 name = "demo"
-proxy_type = "tcp"
+proxy_type = "http"
 listener = { type = "socket", value = "127.0.0.1:8080" }
 
 [[servers.demo.routes]]
-upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:8081" } }]
+path = "/{*rest}"
+return = { status = 200, body = "Hello from monolake. Proxy something: see docs/config.md\n", headers = { content-type = "text/plain" } }
+
+[[servers.demo.routes]]
+path = "/"
+return = { status = 200, body = "Hello from monolake. Proxy something: see docs/config.md\n", headers = { content-type = "text/plain" } }
 )toml";
 
 struct Options {
@@ -80,9 +85,18 @@ void print_banner(const server::Proxy& proxy, bool embedded) {
               std::string(monolake::runtime::backend_kind_name(proxy.backend())).c_str());
   for (const config::ServerConfig& s : proxy.config().servers) {
     std::string upstreams;
-    for (const config::Upstream& u : s.routes.front().upstreams) {
-      if (!upstreams.empty()) upstreams += ", ";
-      upstreams += u.endpoint.address.to_string();
+    for (const config::RouteConfig& route : s.routes) {
+      if (route.direct) {
+        if (!upstreams.empty()) upstreams += ", ";
+        upstreams += route.path + ": direct " + std::to_string(route.direct->status);
+      }
+      for (const config::Upstream& u : route.upstreams) {
+        if (!upstreams.empty()) upstreams += ", ";
+        if (s.proxy_type == config::ProxyType::kHttp) upstreams += route.path + ": ";
+        upstreams += u.endpoint.kind == config::Endpoint::Kind::kUri
+                         ? u.endpoint.uri.text
+                         : u.endpoint.address.to_string();
+      }
     }
     std::printf("listening: server %s (%s%s) on %s -> %s\n", s.name.c_str(),
                 std::string(config::proxy_type_name(s.proxy_type)).c_str(), s.tls ? "+tls" : "",
@@ -90,11 +104,9 @@ void print_banner(const server::Proxy& proxy, bool embedded) {
   }
   if (embedded) {
     std::printf(
-        "embedded default config: start something on 127.0.0.1:8081, e.g.\n"
-        "  python3 -m http.server 8081 --bind 127.0.0.1\n"
-        "then try:\n"
-        "  curl http://127.0.0.1:8080/\n"
-        "Ctrl-C stops.\n");
+        "embedded default config; try:\n"
+        "  curl -i http://127.0.0.1:8080/\n"
+        "Ctrl-C stops. Your own configuration: monolake -c FILE (docs/config.md).\n");
   }
   std::fflush(stdout);
 }

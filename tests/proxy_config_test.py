@@ -135,9 +135,8 @@ def test_every_problem_reported_at_once():
 
 
 def test_proxy_type_not_served_yet_is_an_error_not_a_crash():
-    text = good().replace('proxy_type = "tcp"', 'proxy_type = "http"').replace(
-        "[[servers.edge.routes]]", '[[servers.edge.routes]]\npath = "/"')
-    expect_rejected("http.toml", text, "FILE: servers.edge.proxy_type: ")
+    text = good().replace('proxy_type = "tcp"', 'proxy_type = "thrift"')
+    expect_rejected("thrift.toml", text, "FILE: servers.edge.proxy_type: ", "not served by this build")
 
 
 def test_listener_that_cannot_bind():

@@ -177,7 +177,7 @@ def test_bad_reload_keeps_running_config():
     tls_bad = config(port, b.port).replace(
         'proxy_type = "tcp"', 'proxy_type = "tcp"\ntls = { chain = "nope.pem", key = "nope.key" }')
     assert not ml.reload(tls_bad)
-    assert ": servers.t.tls: " in ml.err() and "nope.pem" in ml.err(), ml.err()
+    assert ": servers.t.tls.chain: cannot open " in ml.err() and "nope.pem" in ml.err(), ml.err()
     assert tag_of_new_connection(port) == TAG_A
     # A listener that cannot be bound (the port is taken by someone else): refused.
     taken = socket.socket()

@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -97,6 +98,38 @@ std::string_view type_phrase(toml::node_type type) {
 
 std::string wrong_type(toml::node_type want, const toml::node& got) {
   return fmt::format("expected {}, got {}", type_phrase(want), type_phrase(got.type()));
+}
+
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// A host name ("api.example.com", "localhost") or "*.suffix"; no port, no brackets.
+bool valid_route_host(std::string_view host) {
+  if (host.substr(0, 2) == "*.") host.remove_prefix(2);
+  if (host.empty() || host.size() > 253) return false;
+  for (unsigned char c : host) {
+    if (!std::isalnum(c) && c != '-' && c != '.' && c != '_') return false;
+  }
+  return host.front() != '.' && host.back() != '.';
+}
+
+bool valid_header_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (unsigned char c : name) {
+    if (!std::isalnum(c) && !std::strchr("!#$%&'*+-.^_`|~", c)) return false;
+  }
+  return true;
+}
+
+bool valid_header_value(std::string_view value) {
+  for (unsigned char c : value) {
+    if (c < 0x20 && c != '\t') return false;
+    if (c == 0x7f) return false;
+  }
+  return true;
 }
 
 std::string quoted_list(std::initializer_list<std::string_view> names) {
@@ -389,10 +422,11 @@ class Parser {
         RouteConfig parsed;
         if (!parse_route(*route, route_path, out.proxy_type, parsed)) continue;
         if (out.proxy_type == ProxyType::kHttp) {
-          auto [it, inserted] = seen.emplace(parsed.path, i);
+          auto [it, inserted] = seen.emplace(parsed.host + " " + parsed.path, i);
           if (!inserted) {
             errors_.add(child(route_path, "path"),
-                        fmt::format("duplicate route path '{}' (also {})", parsed.path,
+                        fmt::format("duplicate route path '{}'{} (also {})", parsed.path,
+                                    parsed.host.empty() ? "" : " for host " + parsed.host,
                                     element(routes_path, it->second)));
             continue;
           }
@@ -511,8 +545,32 @@ class Parser {
   bool parse_route(const toml::table& table, const std::string& path, ProxyType proxy_type,
                    RouteConfig& out) {
     size_t errors_before = errors_.size();
-    TableReader r(errors_, table, path, {"path", "upstreams", "load_balancer"});
+    TableReader r(errors_, table, path, {"path", "upstreams", "load_balancer", "host", "return"});
     auto route_path = r.string("path", /*required=*/proxy_type == ProxyType::kHttp);
+    if (auto host = r.string("host")) {
+      if (proxy_type != ProxyType::kHttp) {
+        fail(r.path_of("host"), "only http routes match on host");
+      } else if (!valid_route_host(*host)) {
+        fail(r.path_of("host"), fmt::format("'{}' is not a host name or *.suffix pattern", *host));
+      } else {
+        out.host = lowercase(*host);
+      }
+    }
+    if (r.has("return")) {
+      if (proxy_type != ProxyType::kHttp) {
+        fail(r.path_of("return"), "only http routes can answer directly");
+        return false;
+      }
+      if (const toml::table* direct = r.table("return")) {
+        DirectResponse parsed;
+        if (!parse_direct_response(*direct, r.path_of("return"), parsed)) return false;
+        out.direct = std::move(parsed);
+      }
+      if (r.has("upstreams")) {
+        fail(r.path_of("upstreams"), "a route with \"return\" has no upstreams");
+        return false;
+      }
+    }
     if (route_path) {
       if (proxy_type == ProxyType::kTcp) {
         fail(r.path_of("path"), "a tcp route has no path (tcp servers forward every connection)");
@@ -529,6 +587,7 @@ class Parser {
         fail(r.path_of("load_balancer"), parsed.error().message());
       }
     }
+    if (out.direct) return errors_.size() == errors_before;
     const toml::array* upstreams = r.array("upstreams", /*required=*/true);
     if (!upstreams) return false;
     std::string upstreams_path = r.path_of("upstreams");
@@ -550,6 +609,28 @@ class Parser {
       }
     }
     return errors_.size() == errors_before && !out.upstreams.empty();
+  }
+
+  bool parse_direct_response(const toml::table& table, const std::string& path,
+                             DirectResponse& out) {
+    TableReader r(errors_, table, path, {"status", "body", "headers"});
+    size_t errors_before = errors_.size();
+    if (auto status = r.integer("status", 100, 599)) out.status = static_cast<int>(*status);
+    if (auto body = r.string("body")) out.body = *body;
+    if (const toml::table* headers = r.table("headers")) {
+      for (auto&& [key, node] : *headers) {
+        std::string header_path = child(r.path_of("headers"), key.str());
+        const auto* value = node.as_string();
+        if (!value) {
+          errors_.add(header_path, wrong_type(toml::node_type::string, node));
+        } else if (!valid_header_name(key.str()) || !valid_header_value(value->get())) {
+          errors_.add(header_path, "not a valid header field");
+        } else {
+          out.headers.emplace_back(std::string(key.str()), value->get());
+        }
+      }
+    }
+    return errors_.size() == errors_before;
   }
 
   bool parse_upstream(const toml::table& table, const std::string& path, ProxyType proxy_type,

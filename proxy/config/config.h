@@ -91,11 +91,23 @@ struct Upstream {
 using LoadBalancer = Balancer;
 inline std::string_view load_balancer_name(LoadBalancer lb) { return balancer_name(lb); }
 
+// A route that answers by itself: `return = { status = 200, body = "...", headers = {...} }`.
+struct DirectResponse {
+  int status = 200;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // in the file's order
+};
+
 struct RouteConfig {
+  // http: the Host this route serves: exact ("api.example.com") or "*.example.com" (any
+  // subdomain); empty = any host. Compared without the port, case-insensitively.
+  std::string host;
+  // http: answer with this instead of proxying (then `upstreams` is empty).
+  std::optional<DirectResponse> direct;
   // matchit syntax ("/", "/u/{id}", "/static/{*rest}"); "/*rest" is normalised to "/{*rest}".
   // Empty for tcp routes (and thrift routes that give none).
   std::string path;
-  std::vector<Upstream> upstreams;  // at least one
+  std::vector<Upstream> upstreams;  // at least one, unless `direct`
   LoadBalancer load_balancer = LoadBalancer::kRoundRobin;
 };
 

@@ -110,7 +110,7 @@ static std::string how_it_ended(const Result<Outcome>& outcome) {
 Task<Result<Outcome>> AccessLog::call(Connection connection) {
   runtime::Runtime* rt = runtime::Runtime::current();
   const runtime::TimePoint start = rt->now();
-  const std::string client = connection.peer.to_string();
+  const std::string client = log_enabled(LogLevel::kInfo) ? connection.peer.to_string() : "";
   Result<Outcome> outcome = co_await inner_->call(std::move(connection));
   if (log_enabled(LogLevel::kInfo)) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(rt->now() - start);

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <netdb.h>
 #include <pwd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -31,24 +32,47 @@ Error config_error(const config::Config& config, const std::string& key_path,
 
 std::string server_path(const config::ServerConfig& server) { return "servers." + server.key; }
 
+// Builds each server's entry from the previous set's entry of the same key.
 class ServiceSetFactory final : public Factory<ServiceSet> {
  public:
-  std::map<std::string, std::shared_ptr<const Factory<l4::L4Service>>> l4;
+  struct Server {
+    std::shared_ptr<const Factory<l4::L4Service>> l4;
+    std::shared_ptr<const Factory<http::HttpService>> http;
+    std::shared_ptr<const tls::ServerContext> tls;
+    monolake::http::h1::ServerOptions h1;
+  };
+  std::map<std::string, Server> servers;
 
   Result<std::shared_ptr<ServiceSet>> make_from(
       const std::shared_ptr<ServiceSet>& previous) const override {
     auto set = std::make_shared<ServiceSet>();
-    for (const auto& [key, factory] : l4) {
-      std::shared_ptr<l4::L4Service> old;
+    for (const auto& [key, server] : servers) {
+      const ServerEntry* old = nullptr;
       if (previous) {
-        if (auto it = previous->l4.find(key); it != previous->l4.end()) old = it->second;
+        if (auto it = previous->servers.find(key); it != previous->servers.end()) old = &it->second;
       }
-      Result<std::shared_ptr<l4::L4Service>> chain = factory->make_from(old);
-      if (!chain) {
-        const Error& e = chain.error();
+      ServerEntry entry;
+      entry.tls = server.tls;
+      entry.h1 = server.h1;
+      Result<void> built = ok();
+      if (server.l4) {
+        auto chain = server.l4->make_from(old ? old->l4 : nullptr);
+        if (chain)
+          entry.l4 = std::move(*chain);
+        else
+          built = std::move(chain).error();
+      } else {
+        auto chain = server.http->make_from(old ? old->http : nullptr);
+        if (chain)
+          entry.http = std::move(*chain);
+        else
+          built = std::move(chain).error();
+      }
+      if (!built) {
+        const Error& e = built.error();
         return Error(e.code(), "servers." + key + ": " + e.message(), e.sys_errno());
       }
-      set->l4.emplace(key, std::move(*chain));
+      set->servers.emplace(key, std::move(entry));
     }
     return set;
   }
@@ -128,6 +152,43 @@ Result<void> drop_privileges(const config::Config& config, const std::string& us
 
 Task<void> nothing_first() { co_return; }
 
+// http upstreams given as `uri` get their address here, on the control thread: an IP literal
+// as is, a host name through the system resolver (once per load; never on a worker).
+Result<void> resolve_uri_endpoints(const config::Config& config, config::ServerConfig& server) {
+  for (size_t r = 0; r < server.routes.size(); ++r) {
+    for (size_t u = 0; u < server.routes[r].upstreams.size(); ++u) {
+      config::Endpoint& endpoint = server.routes[r].upstreams[u].endpoint;
+      if (endpoint.kind != config::Endpoint::Kind::kUri) continue;
+      const std::string key =
+          fmt::format("{}.routes[{}].upstreams[{}].endpoint", server_path(server), r, u);
+      const config::Uri& uri = endpoint.uri;
+      if (uri.scheme != "http") {
+        return config_error(config, key,
+                            "\"" + uri.scheme + "\" upstreams are not supported yet (use http://)");
+      }
+      const bool v6 = uri.host.find(':') != std::string::npos;
+      auto literal = transport::SocketAddress::parse((v6 ? "[" + uri.host + "]" : uri.host) + ":" +
+                                                     std::to_string(uri.port));
+      if (literal) {
+        endpoint.address = *literal;
+        continue;
+      }
+      addrinfo hints{};
+      hints.ai_socktype = SOCK_STREAM;
+      addrinfo* found = nullptr;
+      const int rc =
+          ::getaddrinfo(uri.host.c_str(), std::to_string(uri.port).c_str(), &hints, &found);
+      if (rc != 0 || !found) {
+        return config_error(config, key,
+                            "cannot resolve \"" + uri.host + "\": " + gai_strerror(rc));
+      }
+      endpoint.address = transport::SocketAddress::from_sockaddr(found->ai_addr, found->ai_addrlen);
+      ::freeaddrinfo(found);
+    }
+  }
+  return ok();
+}
+
 void remember_unix_file(ListenerShared& shared, const transport::SocketAddress& address) {
   if (!address.is_unix()) return;
   shared.unix_path = address.unix_file_path();
@@ -160,6 +221,7 @@ struct WorkerState {
   };
   Slot<ServiceSet> slot;
   std::map<std::string, std::shared_ptr<Accepting>> accepting;  // by listener address
+  bool draining = false;  // HTTP connections end after their current response
 
   void stop_accepting(const std::string& address) {
     auto it = accepting.find(address);
@@ -169,11 +231,12 @@ struct WorkerState {
   }
 };
 
-static std::shared_ptr<l4::L4Service> chain_of(const WorkerState& worker, const std::string& key) {
+// The worker's current entry for a server (nullptr if the server is gone).
+static const ServerEntry* entry_of(const WorkerState& worker, const std::string& key) {
   const std::shared_ptr<ServiceSet>& services = worker.slot.current();
   if (!services) return nullptr;
-  auto it = services->l4.find(key);
-  return it == services->l4.end() ? nullptr : it->second;
+  auto it = services->servers.find(key);
+  return it == services->servers.end() ? nullptr : &it->second;
 }
 
 // Plan of a configuration change, made on the control thread before anything changes.
@@ -201,6 +264,47 @@ Task<void> serve_connection(std::shared_ptr<l4::L4Service> chain, l4::Connection
     ~Release() { shared->active.fetch_sub(1, std::memory_order_relaxed); }
   } release{shared.get()};
   (void)co_await chain->call(std::move(connection));
+}
+
+// Serves one HTTP connection: TLS handshake if the listener has TLS, then HTTP/1.1 requests,
+// each on the worker's *current* chain for the server (a reload reaches this connection at its
+// next request).
+Task<void> serve_http_connection(transport::Stream stream, transport::SocketAddress peer,
+                                 const ServerEntry& entry, WorkerState* worker, std::string key,
+                                 std::shared_ptr<ListenerShared> shared) {
+  struct Release {
+    ListenerShared* shared;
+    ~Release() { shared->active.fetch_sub(1, std::memory_order_relaxed); }
+  } release{shared.get()};
+  monolake::http::ConnectionInfo info;
+  info.peer = std::move(peer);
+  monolake::http::h1::ServerOptions options = entry.h1;  // this connection's copy
+  options.draining = &worker->draining;
+  std::shared_ptr<const tls::ServerContext> tls_context = entry.tls;
+  monolake::http::h1::Handler handler =
+      [worker, key](monolake::http::Request request) -> Task<monolake::http::Response> {
+    const ServerEntry* current = entry_of(*worker, key);
+    if (!current || !current->http) co_return monolake::http::text_response(503);
+    std::shared_ptr<http::HttpService> chain = current->http;  // held for this request
+    Result<monolake::http::Response> response = co_await chain->call(std::move(request));
+    if (!response) co_return monolake::http::text_response(502);
+    co_return std::move(*response);
+  };
+  if (tls_context) {
+    Result<tls::TlsStream> secured = co_await tls_context->accept(std::move(stream));
+    if (!secured) {
+      ML_LOG(kDebug, "http: TLS handshake from {} failed: {}", info.peer.to_string(),
+             secured.error().to_string());
+      co_return;
+    }
+    info.tls = true;
+    info.server_name = secured->server_name();
+    transport::ByteStreamOf<tls::TlsStream> bytes(std::move(*secured));
+    (void)co_await monolake::http::h1::serve(bytes, info, options, handler);
+    co_return;
+  }
+  transport::ByteStreamOf<transport::Stream> bytes(std::move(stream));
+  (void)co_await monolake::http::h1::serve(bytes, info, options, handler);
 }
 
 // Waits before the next accept after EMFILE/ENFILE: 10 ms doubling to 1 s, so a process out of
@@ -233,11 +337,11 @@ static Task<void> accept_loop(transport::Listener listener, std::string address,
 Result<void> check_supported(const config::Config& config) {
   std::string problems;
   for (const config::ServerConfig& server : config.servers) {
-    if (server.proxy_type == config::ProxyType::kTcp) continue;
+    if (server.proxy_type != config::ProxyType::kThrift) continue;
     if (!problems.empty()) problems += "\n";
     problems += fmt::format(
         "{}: {}.proxy_type: \"{}\" servers are not served by this build yet "
-        "(only \"tcp\")",
+        "(only \"tcp\" and \"http\")",
         config.source, server_path(server), config::proxy_type_name(server.proxy_type));
   }
   if (!problems.empty()) return Error(ErrorCode::kUnsupported, problems);
@@ -308,11 +412,17 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
     if (!problems.empty()) problems += "\n";
     problems += e.message();
   };
-  for (const config::ServerConfig& server : config.servers) {
+  for (const config::ServerConfig& configured : config.servers) {
+    config::ServerConfig server = configured;
+    if (auto resolved = resolve_uri_endpoints(config, server); !resolved) {
+      problem(resolved.error());
+      continue;
+    }
     std::shared_ptr<const tls::ServerContext> tls_context;
     if (server.tls) {
       tls::ServerConfig tls_config;
       tls_config.certificates.push_back(server.tls->certificate);
+      if (server.proxy_type == config::ProxyType::kHttp) tls_config.alpn = {"http/1.1"};
       auto created = tls::ServerContext::create(server.tls->stack, tls_config, ticket_keys_);
       if (!created) {
         problem(config_error(config, server_path(server) + ".tls", created.error().message()));
@@ -320,7 +430,17 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
       }
       tls_context = std::move(*created);
     }
-    factory->l4.emplace(server.key, std::make_shared<l4::L4Factory>(server, tls_context));
+    ServiceSetFactory::Server entry;
+    if (server.proxy_type == config::ProxyType::kTcp) {
+      entry.l4 = std::make_shared<l4::L4Factory>(server, tls_context);
+    } else {
+      entry.http = std::make_shared<http::HttpFactory>(server);
+      entry.tls = tls_context;
+      entry.h1.keepalive_timeout = server.timeout.server_keepalive;
+      entry.h1.read_header_timeout = server.timeout.server_read_header;
+      entry.h1.read_body_timeout = server.timeout.server_read_body;
+    }
+    factory->servers.emplace(server.key, std::move(entry));
 
     const std::string address = server.listener.address.to_string();
     if (auto other = plan->server_of.find(address); other != plan->server_of.end()) {
@@ -397,6 +517,7 @@ void Proxy::stop_accepting() {
   if (!pool_) return;
   std::function<bool(size_t)> stop = [this](size_t i) {
     WorkerState& worker = *worker_states_[i];
+    worker.draining = true;
     while (!worker.accepting.empty()) worker.stop_accepting(worker.accepting.begin()->first);
     return true;
   };
@@ -443,13 +564,19 @@ static Task<void> accept_loop(transport::Listener listener, std::string address,
       continue;
     }
     backoff.reset();
-    std::shared_ptr<l4::L4Service> chain = chain_of(*worker, accepting->server_key);
-    if (!chain) continue;  // no chain for this listener (cannot happen): the stream closes
-    l4::Connection connection;
-    connection.peer = accepted->peer_address().value_or(transport::SocketAddress());
-    connection.stream = std::move(*accepted);
+    const ServerEntry* entry = entry_of(*worker, accepting->server_key);
+    if (!entry) continue;  // no chain for this listener (cannot happen): the stream closes
+    transport::SocketAddress peer = accepted->peer_address().value_or(transport::SocketAddress());
     shared.active.fetch_add(1, std::memory_order_relaxed);
-    runtime::spawn(serve_connection(std::move(chain), std::move(connection), accepting->shared));
+    if (entry->l4) {
+      l4::Connection connection;
+      connection.peer = std::move(peer);
+      connection.stream = std::move(*accepted);
+      runtime::spawn(serve_connection(entry->l4, std::move(connection), accepting->shared));
+    } else {
+      runtime::spawn(serve_http_connection(std::move(*accepted), std::move(peer), *entry, worker,
+                                           accepting->server_key, accepting->shared));
+    }
   }
 }
 

@@ -31,7 +31,9 @@
 #include <vector>
 
 #include "base/result.h"
+#include "http/h1/server.h"
 #include "proxy/config/config.h"
+#include "proxy/http/http_proxy.h"
 #include "proxy/l4/l4.h"
 #include "proxy/service/slot.h"
 #include "runtime/options.h"
@@ -40,9 +42,17 @@
 
 namespace monolake::proxy::server {
 
+// One server's chain on one worker, with what its connections need besides the chain.
+struct ServerEntry {
+  std::shared_ptr<l4::L4Service> l4;              // proxy_type "tcp"
+  std::shared_ptr<http::HttpService> http;        // proxy_type "http"
+  std::shared_ptr<const tls::ServerContext> tls;  // listener TLS (http: handshake done here)
+  monolake::http::h1::ServerOptions h1;
+};
+
 // What a reload replaces on each worker at once: every server's chain, by server key.
 struct ServiceSet {
-  std::map<std::string, std::shared_ptr<l4::L4Service>> l4;
+  std::map<std::string, ServerEntry> servers;
 };
 
 // Shared by the workers for one listening address; lives as long as the address is configured.

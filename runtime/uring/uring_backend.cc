@@ -310,6 +310,12 @@ void UringBackend::forget_fd(int fd) {
 }
 
 bool UringBackend::start(IoOp& op) {
+  if (op.code == OpCode::kShutdown) {
+    // shutdown(2) on a socket never blocks, and io_uring hands IORING_OP_SHUTDOWN to a worker
+    // thread (a context switch or two per connection): do it here.
+    op.result = ::shutdown(op.fd, op.flags) == 0 ? 0 : -errno;
+    return true;
+  }
   if (op.code == OpCode::kClose) forget_fd(op.fd);  // same reason as for a synchronous close
   op.in_flight = true;
   op.cancel_requested = false;

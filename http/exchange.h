@@ -1,0 +1,47 @@
+// A request and its response as they travel through a service chain, whatever the wire
+// version. The body pointers own their bodies; a request body reads from the client connection
+// and must be consumed (or dropped) before the response is written, which the connection code
+// takes care of.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "http/body.h"
+#include "http/message.h"
+#include "transport/address.h"
+
+namespace monolake::http {
+
+// The client connection a request came on (for X-Forwarded-*, routing and logs).
+struct ConnectionInfo {
+  transport::SocketAddress peer;
+  bool tls = false;
+  std::string server_name;  // SNI, with TLS
+};
+
+// What the services along a chain note about a request for the access log (set by the outer
+// layer that wants it; inner services write when it is there).
+struct RequestNotes {
+  std::string upstream;    // the upstream that answered (or was last tried)
+  std::string request_id;  // X-Request-Id as forwarded
+  std::string error;       // why the proxy answered an error itself
+};
+
+struct Request {
+  RequestHead head;
+  std::unique_ptr<Body> body;  // nullptr: no body
+  const ConnectionInfo* connection = nullptr;
+  RequestNotes* notes = nullptr;
+};
+
+struct Response {
+  ResponseHead head;
+  std::unique_ptr<Body> body;  // nullptr: an empty body
+  bool close = false;          // close the client connection after this response
+};
+
+// A response with a small text body ("502 Bad Gateway\n"...), for errors and direct answers.
+Response text_response(int status, std::string body = {});
+
+}  // namespace monolake::http

@@ -1,0 +1,583 @@
+#include "http/h1/codec.h"
+
+#include <llhttp.h>
+
+#include <charconv>
+#include <cstring>
+
+namespace monolake::http::h1 {
+
+namespace {
+
+bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+bool is_hex(unsigned char c) { return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f'); }
+bool is_ows(unsigned char c) { return c == ' ' || c == '\t'; }
+// Field-value bytes: HTAB, SP, VCHAR, obs-text.
+bool is_field_byte(unsigned char c) { return c == '\t' || c == ' ' || (c >= 0x21 && c != 0x7f); }
+
+std::string_view trim_ows(std::string_view v) {
+  while (!v.empty() && is_ows(static_cast<unsigned char>(v.front()))) v.remove_prefix(1);
+  while (!v.empty() && is_ows(static_cast<unsigned char>(v.back()))) v.remove_suffix(1);
+  return v;
+}
+
+// Where the head ends, scanning from `scanned` (bytes before it were checked already).
+// kDone: `end` is one past the blank line. kError: `error` says why.
+struct HeadScan {
+  ParseStatus status = ParseStatus::kNeedMore;
+  size_t end = 0;
+  size_t first_line_end = std::string_view::npos;  // index of the first CR
+  ParseError error;
+};
+
+HeadScan scan_head(std::string_view in, size_t& scanned, const Limits& limits, bool request) {
+  HeadScan r;
+  size_t i = scanned;
+  for (; i < in.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(in[i]);
+    if (c == '\r') {
+      if (r.first_line_end == std::string_view::npos) r.first_line_end = i;
+      if (i + 1 == in.size()) break;  // need the next byte to judge this CR
+      if (in[i + 1] != '\n') {
+        r.status = ParseStatus::kError;
+        r.error = {400, "bare CR in head"};
+        return r;
+      }
+      continue;
+    }
+    if (c == '\n') {
+      if (i == 0 || in[i - 1] != '\r') {
+        r.status = ParseStatus::kError;
+        r.error = {400, "bare LF in head"};
+        return r;
+      }
+      if (i >= 3 && in[i - 2] == '\n' && in[i - 3] == '\r') {
+        r.status = ParseStatus::kDone;
+        r.end = i + 1;
+        scanned = 0;
+        return r;
+      }
+      continue;
+    }
+    if (c == 0) {
+      r.status = ParseStatus::kError;
+      r.error = {400, "NUL in head"};
+      return r;
+    }
+  }
+  scanned = i;
+  // Not complete yet: enforce the limits on what has arrived.
+  if (r.first_line_end == std::string_view::npos) {
+    // The first line may have been seen in an earlier call; recompute cheaply.
+    const size_t cr = in.find('\r');
+    r.first_line_end = cr;
+  }
+  const size_t line = r.first_line_end == std::string_view::npos ? in.size() : r.first_line_end;
+  if (request && line > limits.max_request_line) {
+    r.status = ParseStatus::kError;
+    r.error = {414, "request line too long"};
+  } else if (in.size() > limits.max_head_bytes) {
+    r.status = ParseStatus::kError;
+    r.error = {431, "head too large"};
+  }
+  return r;
+}
+
+// "HTTP/d.d" → major, minor.
+bool parse_version(std::string_view v, int& major, int& minor) {
+  if (v.size() != 8 || v.substr(0, 5) != "HTTP/" || !is_digit(v[5]) || v[6] != '.' ||
+      !is_digit(v[7])) {
+    return false;
+  }
+  major = v[5] - '0';
+  minor = v[7] - '0';
+  return true;
+}
+
+// Checks the field lines of a head (between the start line and the blank line) and adds them
+// to `headers`. `lines` has each line without its CRLF, the blank line excluded.
+bool parse_fields(std::string_view block, const Limits& limits, HeaderMap& headers,
+                  ParseError& error) {
+  while (!block.empty()) {
+    const size_t eol = block.find("\r\n");
+    std::string_view line = block.substr(0, eol);
+    block = eol == std::string_view::npos ? std::string_view() : block.substr(eol + 2);
+    if (line.empty()) break;  // the blank line
+    if (is_ows(static_cast<unsigned char>(line.front()))) {
+      error = {400, "obs-fold (line folding) in a field"};
+      return false;
+    }
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) {
+      error = {400, colon == 0 ? "empty field name" : "field line without a colon"};
+      return false;
+    }
+    std::string_view name = line.substr(0, colon);
+    for (unsigned char c : name) {
+      if (!is_tchar(c)) {
+        error = {400, is_ows(c) ? "whitespace in or before a field name" : "bad field name"};
+        return false;
+      }
+    }
+    std::string_view value = trim_ows(line.substr(colon + 1));
+    for (unsigned char c : value) {
+      if (!is_field_byte(c)) {
+        error = {400, "control character in a field value"};
+        return false;
+      }
+    }
+    if (headers.size() == limits.max_fields) {
+      error = {431, "too many fields"};
+      return false;
+    }
+    headers.add(name, value);
+  }
+  return true;
+}
+
+// 1*DIGIT, at most 18 digits (no overflow), the whole value.
+bool parse_content_length(std::string_view v, uint64_t& out) {
+  if (v.empty() || v.size() > 18) return false;
+  for (unsigned char c : v) {
+    if (!is_digit(c)) return false;
+  }
+  out = 0;
+  std::from_chars(v.data(), v.data() + v.size(), out);
+  return true;
+}
+
+// Transfer-Encoding: only "chunked" (once, last) is supported.
+enum class TeVerdict { kAbsent, kChunked, kUnsupported, kNotFinalChunked };
+TeVerdict transfer_encoding(const HeaderMap& headers) {
+  if (!headers.has("transfer-encoding")) return TeVerdict::kAbsent;
+  std::vector<std::string_view> codings;
+  headers.for_each_token("transfer-encoding", [&](std::string_view t) { codings.push_back(t); });
+  if (codings.empty() || !iequals(codings.back(), "chunked")) return TeVerdict::kNotFinalChunked;
+  if (codings.size() != 1) return TeVerdict::kUnsupported;
+  return TeVerdict::kChunked;
+}
+
+bool is_unreserved_or_subdelim(unsigned char c) {
+  if (is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')) return true;
+  return std::strchr("-._~!$&'()*+,;=%", c) != nullptr && c != 0;
+}
+
+// uri-host [ ":" port ], no userinfo.
+bool valid_authority(std::string_view a) {
+  if (a.empty()) return false;
+  std::string_view host = a;
+  std::string_view port;
+  if (a.front() == '[') {
+    const size_t close = a.find(']');
+    if (close == std::string_view::npos) return false;
+    for (unsigned char c : a.substr(1, close - 1)) {
+      if (!is_hex(c) && c != ':' && c != '.') return false;
+    }
+    host = a.substr(0, close + 1);
+    std::string_view rest = a.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return false;
+      port = rest.substr(1);
+    }
+  } else {
+    const size_t colon = a.rfind(':');
+    if (colon != std::string_view::npos) {
+      host = a.substr(0, colon);
+      port = a.substr(colon + 1);
+    }
+    if (host.empty()) return false;
+    for (unsigned char c : host) {
+      if (!is_unreserved_or_subdelim(c)) return false;  // '@', '/', spaces... are not
+    }
+  }
+  if (port.size() > 5) return false;
+  for (unsigned char c : port) {
+    if (!is_digit(c)) return false;
+  }
+  return true;
+}
+
+// Runs llhttp over a head our checks accepted: a second parser must agree it is one complete
+// head. The version is given as HTTP/1.x (llhttp refuses HTTP/1.2+, which we serve as 1.1).
+struct LlhttpCheck {
+  static int on_headers_complete(llhttp_t*) { return HPE_PAUSED; }
+  static bool agrees(std::string_view head, llhttp_type_t type) {
+    llhttp_settings_t settings;
+    llhttp_settings_init(&settings);
+    settings.on_headers_complete = &LlhttpCheck::on_headers_complete;
+    llhttp_t parser;
+    llhttp_init(&parser, type, &settings);
+    const llhttp_errno_t err = llhttp_execute(&parser, head.data(), head.size());
+    return err == HPE_PAUSED && llhttp_get_error_pos(&parser) == head.data() + head.size();
+  }
+};
+
+// The head as llhttp may see it: a request line with HTTP/1.x (x > 1) rewritten as HTTP/1.1.
+bool llhttp_agrees(std::string_view head, size_t version_pos, bool rewrite, llhttp_type_t type) {
+  if (!rewrite) return LlhttpCheck::agrees(head, type);
+  std::string copy(head);
+  copy.replace(version_pos, 8, "HTTP/1.1");
+  return LlhttpCheck::agrees(copy, type);
+}
+
+}  // namespace
+
+// --- RequestParser ----------------------------------------------------------------------------
+
+ParseStatus RequestParser::parse(std::string_view input, size_t& consumed, RequestHead& head,
+                                 BodyFraming& framing) {
+  auto fail = [this](int status, std::string reason) {
+    error_ = {status, std::move(reason)};
+    scanned_ = 0;
+    return ParseStatus::kError;
+  };
+  // Empty lines before a request line are ignored (RFC 9112 2.2), a few at most.
+  size_t skip = 0;
+  while (skip + 1 < input.size() && input[skip] == '\r' && input[skip + 1] == '\n' && skip < 8) {
+    skip += 2;
+  }
+  std::string_view in = input.substr(skip);
+  if (scanned_ > in.size()) scanned_ = 0;
+  HeadScan scan = scan_head(in, scanned_, limits_, /*request=*/true);
+  if (scan.status == ParseStatus::kError) return fail(scan.error.status, scan.error.reason);
+  if (scan.status == ParseStatus::kNeedMore) return ParseStatus::kNeedMore;
+  std::string_view text = in.substr(0, scan.end);
+  const size_t line_end = text.find("\r\n");
+  if (line_end > limits_.max_request_line) return fail(414, "request line too long");
+  if (scan.end > limits_.max_head_bytes) return fail(431, "head too large");
+  std::string_view line = text.substr(0, line_end);
+
+  // method SP request-target SP HTTP-version, single spaces.
+  const size_t sp1 = line.find(' ');
+  if (sp1 == std::string_view::npos || sp1 == 0) return fail(400, "bad request line");
+  std::string_view method = line.substr(0, sp1);
+  for (unsigned char c : method) {
+    if (!is_tchar(c)) return fail(400, "bad method");
+  }
+  const size_t sp2 = line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos) return fail(400, "HTTP/0.9 or missing version");
+  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  std::string_view version = line.substr(sp2 + 1);
+  if (target.empty()) return fail(400, "empty target");
+  for (unsigned char c : target) {
+    if (c < 0x21 || c > 0x7e) return fail(400, "control or non-ASCII byte in the target");
+  }
+  int major = 0, minor = 0;
+  if (!parse_version(version, major, minor)) return fail(400, "malformed version");
+  if (major != 1) return fail(505, "unsupported major version");
+
+  head.method.assign(method);
+  head.target.assign(target);
+  head.version = minor == 0 ? Version::kHttp10 : Version::kHttp11;
+  head.headers.clear();
+  if (!parse_fields(text.substr(line_end + 2), limits_, head.headers, error_)) {
+    scanned_ = 0;
+    return ParseStatus::kError;
+  }
+
+  // Target form and Host.
+  if (method == "CONNECT") return fail(501, "CONNECT is not supported");
+  const bool origin_form = target.front() == '/';
+  const bool asterisk = target == "*";
+  bool absolute = false;
+  if (!origin_form && !asterisk) {
+    const size_t scheme_end = target.find("://");
+    std::string_view scheme = target.substr(0, scheme_end);
+    if (scheme_end == std::string_view::npos || !(iequals(scheme, "http") || iequals(scheme, "https"))) {
+      return fail(400, "bad request target");
+    }
+    std::string_view rest = target.substr(scheme_end + 3);
+    if (!valid_authority(rest.substr(0, rest.find_first_of("/?")))) {
+      return fail(400, "bad authority in the target");
+    }
+    absolute = true;
+  }
+  if (asterisk && method != "OPTIONS") return fail(400, "'*' target without OPTIONS");
+  const size_t hosts = head.headers.count("host");
+  if (hosts > 1) return fail(400, "more than one Host");
+  if (hosts == 0 && head.version == Version::kHttp11) return fail(400, "missing Host");
+  if (hosts == 1 && !valid_authority(*head.headers.get("host"))) return fail(400, "invalid Host");
+  (void)absolute;
+
+  // Body framing (RFC 9112 6.3).
+  const TeVerdict te = transfer_encoding(head.headers);
+  const size_t lengths = head.headers.count("content-length");
+  if (te != TeVerdict::kAbsent) {
+    if (lengths > 0) return fail(400, "both Content-Length and Transfer-Encoding");
+    if (head.version == Version::kHttp10) return fail(400, "Transfer-Encoding in HTTP/1.0");
+    if (te == TeVerdict::kNotFinalChunked) return fail(400, "Transfer-Encoding not ending in chunked");
+    if (te == TeVerdict::kUnsupported) return fail(501, "unsupported transfer coding");
+    framing = {BodyFraming::Kind::kChunked, 0};
+  } else if (lengths > 0) {
+    uint64_t n = 0;
+    if (lengths > 1) return fail(400, "more than one Content-Length");
+    if (!parse_content_length(*head.headers.get("content-length"), n)) {
+      return fail(400, "malformed Content-Length");
+    }
+    if (n > limits_.max_body) return fail(413, "body larger than the limit");
+    framing = n == 0 ? BodyFraming{} : BodyFraming{BodyFraming::Kind::kLength, n};
+  } else {
+    framing = {};
+  }
+
+  if (!llhttp_agrees(text, sp2 + 1, minor > 1, HTTP_REQUEST)) {
+    return fail(400, "rejected by llhttp");
+  }
+  consumed = skip + scan.end;
+  scanned_ = 0;
+  return ParseStatus::kDone;
+}
+
+// --- ResponseParser ---------------------------------------------------------------------------
+
+ParseStatus ResponseParser::parse(std::string_view input, size_t& consumed,
+                                  std::string_view request_method, ResponseHead& head,
+                                  BodyFraming& framing) {
+  auto fail = [this](std::string reason) {
+    error_ = {502, std::move(reason)};
+    scanned_ = 0;
+    return ParseStatus::kError;
+  };
+  HeadScan scan = scan_head(input, scanned_, limits_, /*request=*/false);
+  if (scan.status == ParseStatus::kError) return fail("upstream: " + scan.error.reason);
+  if (scan.status == ParseStatus::kNeedMore) return ParseStatus::kNeedMore;
+  std::string_view text = input.substr(0, scan.end);
+  const size_t line_end = text.find("\r\n");
+  std::string_view line = text.substr(0, line_end);
+  // HTTP-version SP 3DIGIT [SP reason]
+  int major = 0, minor = 0;
+  if (line.size() < 12 || !parse_version(line.substr(0, 8), major, minor) || major != 1 ||
+      line[8] != ' ' || !is_digit(line[9]) || !is_digit(line[10]) || !is_digit(line[11]) ||
+      (line.size() > 12 && line[12] != ' ')) {
+    return fail("upstream: malformed status line");
+  }
+  const int status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+  if (status < 100) return fail("upstream: bad status code");
+  std::string_view reason = line.size() > 13 ? line.substr(13) : std::string_view();
+  for (unsigned char c : reason) {
+    if (!is_field_byte(c)) return fail("upstream: bad reason phrase");
+  }
+  head.status = status;
+  head.reason.assign(reason);
+  head.version = minor == 0 ? Version::kHttp10 : Version::kHttp11;
+  head.headers.clear();
+  ParseError field_error;
+  if (!parse_fields(text.substr(line_end + 2), limits_, head.headers, field_error)) {
+    return fail("upstream: " + field_error.reason);
+  }
+  const TeVerdict te = transfer_encoding(head.headers);
+  const size_t lengths = head.headers.count("content-length");
+  if (te != TeVerdict::kAbsent && lengths > 0) {
+    return fail("upstream: both Content-Length and Transfer-Encoding");
+  }
+  if (lengths > 1) return fail("upstream: more than one Content-Length");
+  uint64_t n = 0;
+  if (lengths == 1 && !parse_content_length(*head.headers.get("content-length"), n)) {
+    return fail("upstream: malformed Content-Length");
+  }
+  if (te != TeVerdict::kAbsent && head.version == Version::kHttp10) {
+    return fail("upstream: Transfer-Encoding in HTTP/1.0");
+  }
+  if (te == TeVerdict::kNotFinalChunked || te == TeVerdict::kUnsupported) {
+    return fail("upstream: unsupported Transfer-Encoding");
+  }
+  if (status < 200 || status == 204 || status == 304 || request_method == "HEAD") {
+    framing = {};
+  } else if (te == TeVerdict::kChunked) {
+    framing = {BodyFraming::Kind::kChunked, 0};
+  } else if (lengths == 1) {
+    framing = n == 0 ? BodyFraming{BodyFraming::Kind::kLength, 0}
+                     : BodyFraming{BodyFraming::Kind::kLength, n};
+  } else {
+    framing = {BodyFraming::Kind::kUntilClose, 0};
+  }
+  if (!llhttp_agrees(text, 5, minor > 1, HTTP_RESPONSE)) return fail("upstream: rejected by llhttp");
+  consumed = scan.end;
+  scanned_ = 0;
+  return ParseStatus::kDone;
+}
+
+// --- ChunkedDecoder ---------------------------------------------------------------------------
+
+ParseStatus ChunkedDecoder::fail(std::string reason, int status) {
+  error_ = {status, std::move(reason)};
+  return ParseStatus::kError;
+}
+
+ParseStatus ChunkedDecoder::step(unsigned char c) {
+  switch (state_) {
+    case State::kSize:
+      if (is_hex(c)) {
+        if (++size_digits_ > 15) return fail("chunk size too large");
+        size_ = size_ * 16 + (is_digit(c) ? c - '0' : (c | 0x20) - 'a' + 10);
+        return ParseStatus::kNeedMore;
+      }
+      if (size_digits_ == 0) return fail("bad chunk size");
+      if (c == '\r') {
+        state_ = State::kSizeLf;
+        return ParseStatus::kNeedMore;
+      }
+      if (c == ';' || is_ows(c)) {
+        state_ = State::kExtension;
+        in_quotes_ = false;
+        return ParseStatus::kNeedMore;
+      }
+      return fail("junk after chunk size");
+    case State::kExtension:
+      // chunk-ext: name[=value] pairs, values may be quoted strings; no CTLs (a bare CR, LF
+      // or NUL included) outside the final CRLF.
+      if (c == '"') in_quotes_ = !in_quotes_;
+      if (c == '\r' && !in_quotes_) {
+        state_ = State::kSizeLf;
+        return ParseStatus::kNeedMore;
+      }
+      if (!is_field_byte(c)) return fail("control character in a chunk extension");
+      return ParseStatus::kNeedMore;
+    case State::kSizeLf:
+      if (c != '\n') return fail("bare CR after chunk size");
+      total_ += size_;
+      if (total_ > limits_.max_body) return fail("body larger than the limit", 413);
+      if (size_ == 0) {
+        state_ = State::kTrailerLine;
+        line_.clear();
+        return ParseStatus::kNeedMore;
+      }
+      remaining_ = size_;
+      size_ = 0;
+      size_digits_ = 0;
+      state_ = State::kData;
+      return ParseStatus::kNeedMore;
+    case State::kDataCr:
+      if (c != '\r') return fail("chunk data not followed by CRLF");
+      state_ = State::kDataLf;
+      return ParseStatus::kNeedMore;
+    case State::kDataLf:
+      if (c != '\n') return fail("chunk data not followed by CRLF");
+      state_ = State::kSize;
+      return ParseStatus::kNeedMore;
+    case State::kTrailerLine:
+      if (c == '\r') {
+        state_ = State::kTrailerLf;
+        return ParseStatus::kNeedMore;
+      }
+      if (c == '\n' || c == 0) return fail("bare LF or NUL in trailers");
+      if (++trailer_bytes_ > limits_.max_head_bytes) return fail("trailers too large", 431);
+      line_.push_back(static_cast<char>(c));
+      return ParseStatus::kNeedMore;
+    case State::kTrailerLf:
+      if (c != '\n') return fail("bare CR in trailers");
+      return end_trailer_line();
+    case State::kData:
+    case State::kDone:
+      break;
+  }
+  return fail("chunked decoder used after the end");
+}
+
+ParseStatus ChunkedDecoder::end_trailer_line() {
+  if (line_.empty()) {
+    state_ = State::kDone;
+    return ParseStatus::kDone;
+  }
+  std::string block = line_ + "\r\n";
+  line_.clear();
+  if (!parse_fields(block, limits_, trailers_, error_)) return ParseStatus::kError;
+  state_ = State::kTrailerLine;
+  return ParseStatus::kNeedMore;
+}
+
+// --- writing ------------------------------------------------------------------------------
+
+namespace {
+
+void append_number(uint64_t n, IoBuffer& out) {
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
+  out.append(std::string_view(digits, static_cast<size_t>(end - digits)));
+}
+
+void write_fields(const HeaderMap& headers, const BodyFraming& framing, IoBuffer& out) {
+  for (const HeaderMap::Field& f : headers.fields()) {
+    out.append(f.name);
+    out.append(": ");
+    out.append(f.value);
+    out.append("\r\n");
+  }
+  if (framing.kind == BodyFraming::Kind::kLength) {
+    out.append("Content-Length: ");
+    append_number(framing.length, out);
+    out.append("\r\n");
+  } else if (framing.kind == BodyFraming::Kind::kChunked) {
+    out.append("Transfer-Encoding: chunked\r\n");
+  }
+  out.append("\r\n");
+}
+
+size_t head_size(const HeaderMap& headers) {
+  size_t n = 64;
+  for (const HeaderMap::Field& f : headers.fields()) n += f.name.size() + f.value.size() + 4;
+  return n;
+}
+
+}  // namespace
+
+void write_request_head(const RequestHead& head, const BodyFraming& framing, IoBuffer& out) {
+  out.reserve(out.size() + head_size(head.headers) + head.method.size() + head.target.size());
+  out.append(head.method);
+  out.append(" ");
+  out.append(head.target);
+  out.append(" HTTP/1.1\r\n");
+  write_fields(head.headers, framing, out);
+}
+
+void write_response_head(const ResponseHead& head, const BodyFraming& framing, IoBuffer& out) {
+  out.reserve(out.size() + head_size(head.headers) + head.reason.size());
+  out.append("HTTP/1.1 ");
+  char code[3] = {static_cast<char>('0' + head.status / 100 % 10),
+                  static_cast<char>('0' + head.status / 10 % 10),
+                  static_cast<char>('0' + head.status % 10)};
+  out.append(std::string_view(code, 3));
+  out.append(" ");
+  out.append(head.reason.empty() ? reason_phrase(head.status) : std::string_view(head.reason));
+  out.append("\r\n");
+  write_fields(head.headers, framing, out);
+}
+
+void write_chunk_header(size_t size, IoBuffer& out) {
+  char hex[20];
+  auto [end, ec] = std::to_chars(hex, hex + sizeof hex, size, 16);
+  out.append(std::string_view(hex, static_cast<size_t>(end - hex)));
+  out.append("\r\n");
+}
+
+void write_chunk_trailer(IoBuffer& out) { out.append("\r\n"); }
+
+void write_last_chunk(const HeaderMap* trailers, IoBuffer& out) {
+  out.append("0\r\n");
+  if (trailers) {
+    for (const HeaderMap::Field& f : trailers->fields()) {
+      out.append(f.name);
+      out.append(": ");
+      out.append(f.value);
+      out.append("\r\n");
+    }
+  }
+  out.append("\r\n");
+}
+
+bool valid_field_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (unsigned char c : name) {
+    if (!is_tchar(c)) return false;
+  }
+  return true;
+}
+
+bool valid_field_value(std::string_view value) {
+  for (unsigned char c : value) {
+    if (!is_field_byte(c)) return false;
+  }
+  return value == trim_ows(value);
+}
+
+}  // namespace monolake::http::h1

@@ -1,0 +1,106 @@
+// HTTP messages, independent of the wire version: header fields, request and response heads,
+// and the body a message carries (http/body.h).
+//
+// HeaderMap keeps fields in arrival order with their names as received; lookups ignore case.
+// A name may repeat (Set-Cookie, or a list split across lines): get() returns the first value,
+// get_all() every one. It owns its strings; a head is small (a few hundred bytes) and moved,
+// not copied, along the proxy.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace monolake::http {
+
+enum class Version : uint8_t { kHttp10, kHttp11, kHttp2 };
+std::string_view version_name(Version version);  // "HTTP/1.0", "HTTP/1.1", "HTTP/2"
+
+// ASCII case-insensitive equality (field names, tokens).
+bool iequals(std::string_view a, std::string_view b);
+
+class HeaderMap {
+ public:
+  struct Field {
+    std::string name;
+    std::string value;
+  };
+
+  void add(std::string_view name, std::string_view value);
+  // Replaces every field named `name` with one (added at the end if there was none).
+  void set(std::string_view name, std::string_view value);
+  // Removes every field named `name`; returns how many.
+  size_t remove(std::string_view name);
+
+  std::optional<std::string_view> get(std::string_view name) const;
+  std::vector<std::string_view> get_all(std::string_view name) const;
+  size_t count(std::string_view name) const;
+  bool has(std::string_view name) const { return count(name) > 0; }
+  // True if a comma-separated list field (Connection, TE...) holds `token`, in any of its lines.
+  bool has_token(std::string_view name, std::string_view token) const;
+
+  const std::vector<Field>& fields() const { return fields_; }
+  size_t size() const { return fields_.size(); }
+  bool empty() const { return fields_.empty(); }
+  void clear() { fields_.clear(); }
+  void reserve(size_t n) { fields_.reserve(n); }
+
+  // Calls fn(token) for each comma-separated element of every `name` line, trimmed, skipping
+  // empty elements.
+  template <class Fn>
+  void for_each_token(std::string_view name, Fn&& fn) const {
+    for (const Field& f : fields_) {
+      if (!iequals(f.name, name)) continue;
+      std::string_view rest = f.value;
+      while (!rest.empty()) {
+        const size_t comma = rest.find(',');
+        std::string_view token = rest.substr(0, comma);
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+        while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
+          token.remove_prefix(1);
+        }
+        while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
+          token.remove_suffix(1);
+        }
+        if (!token.empty()) fn(token);
+      }
+    }
+  }
+
+ private:
+  std::vector<Field> fields_;
+};
+
+struct RequestHead {
+  std::string method;  // as received: methods are case-sensitive
+  std::string target;  // origin-form "/a?b", absolute-form "http://h/a", or "*"
+  Version version = Version::kHttp11;
+  HeaderMap headers;
+
+  // The path and query of the target, whatever its form ("/a?b"; "*" stays "*").
+  std::string_view path_and_query() const;
+  // The path without the query.
+  std::string_view path() const;
+  // The authority: the absolute-form target's, else Host. Empty if neither.
+  std::string_view authority() const;
+};
+
+struct ResponseHead {
+  int status = 200;
+  std::string reason;  // empty: the standard phrase is written
+  Version version = Version::kHttp11;
+  HeaderMap headers;
+};
+
+// "OK", "Not Found"... ("Unknown" for a code without one).
+std::string_view reason_phrase(int status);
+
+// Methods that may be retried on another upstream after a connect failure (RFC 9110 9.2.2).
+bool is_idempotent(std::string_view method);
+
+// RFC 9110 token characters (field names, methods).
+bool is_tchar(unsigned char c);
+
+}  // namespace monolake::http

@@ -1,0 +1,370 @@
+#include "proxy/http/http_proxy.h"
+
+#include <algorithm>
+#include <random>
+
+#include "base/log.h"
+#include "runtime/runtime.h"
+#include "transport/byte_stream.h"
+#include "transport/stream.h"
+
+namespace monolake::proxy::http {
+
+namespace mh = monolake::http;
+using mh::h1::ClientConnection;
+
+// --- ConnectionPool -----------------------------------------------------------------------
+
+std::unique_ptr<ClientConnection> ConnectionPool::take(const std::string& address) {
+  auto it = idle_.find(address);
+  if (it == idle_.end()) return nullptr;
+  const runtime::TimePoint now = runtime::Runtime::current()->now();
+  std::vector<Idle>& idle = it->second;
+  while (!idle.empty()) {
+    Idle candidate = std::move(idle.back());  // the most recently used: warmest, least stale
+    idle.pop_back();
+    if (now - candidate.since > options_.idle_timeout) continue;
+    if (!candidate.connection->idle_and_healthy()) continue;
+    ++reused_;
+    return std::move(candidate.connection);
+  }
+  return nullptr;
+}
+
+void ConnectionPool::give(const std::string& address,
+                          std::unique_ptr<ClientConnection> connection) {
+  if (connection->requests() >= options_.max_requests_per_connection) return;
+  std::vector<Idle>& idle = idle_[address];
+  if (idle.size() >= options_.max_idle_per_upstream) {
+    idle.erase(idle.begin());  // drop the oldest
+  }
+  idle.push_back(Idle{std::move(connection), runtime::Runtime::current()->now()});
+}
+
+size_t ConnectionPool::idle_count() const {
+  size_t n = 0;
+  for (const auto& [address, idle] : idle_) n += idle.size();
+  return n;
+}
+
+// --- request preparation --------------------------------------------------------------------
+
+void remove_hop_by_hop(mh::HeaderMap& headers) {
+  std::vector<std::string> named;
+  headers.for_each_token("connection", [&](std::string_view t) {
+    // Never let Connection remove what routing and framing rely on.
+    if (!mh::iequals(t, "host")) named.emplace_back(t);
+  });
+  for (const std::string& name : named) headers.remove(name);
+  for (std::string_view name :
+       {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
+        "upgrade", "proxy-authorization", "proxy-authenticate"}) {
+    headers.remove(name);
+  }
+}
+
+namespace {
+
+std::string new_request_id() {
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(32, '0');
+  for (int half = 0; half < 2; ++half) {
+    uint64_t bits = random();
+    for (int i = 0; i < 16; ++i) {
+      id[half * 16 + i] = kHex[bits & 0xf];
+      bits >>= 4;
+    }
+  }
+  return id;
+}
+
+// The client's address without the port, for X-Forwarded-For.
+std::string client_ip(const mh::ConnectionInfo* info) {
+  if (!info || !info->peer.valid()) return "unknown";
+  std::string text = info->peer.to_string();
+  if (info->peer.is_unix()) return "unix";
+  if (text.front() == '[') return text.substr(1, text.find(']') - 1);
+  return text.substr(0, text.rfind(':'));
+}
+
+// Turns the client's request head into the upstream's: origin-form target, no hop-by-hop or
+// framing fields (the writer frames from the body), X-Forwarded-*, X-Request-Id.
+void prepare_upstream_head(mh::Request& request) {
+  mh::RequestHead& head = request.head;
+  if (!head.target.empty() && head.target.front() != '/' && head.target != "*") {
+    std::string authority(head.authority());
+    head.target = std::string(head.path_and_query());
+    if (head.target.empty() || head.target.front() == '?') head.target.insert(0, "/");
+    head.headers.set("Host", authority);
+  }
+  remove_hop_by_hop(head.headers);
+  head.headers.remove("content-length");
+  // No trusted proxies are configured: what the client claims is replaced, not appended to.
+  head.headers.set("X-Forwarded-For", client_ip(request.connection));
+  head.headers.set("X-Forwarded-Proto",
+                   request.connection && request.connection->tls ? "https" : "http");
+  std::string id;
+  if (auto existing = head.headers.get("x-request-id"); existing && !existing->empty()) {
+    id = std::string(*existing);
+  } else {
+    id = new_request_id();
+    head.headers.add("X-Request-Id", id);
+  }
+  if (request.notes) request.notes->request_id = std::move(id);
+  if (head.version == mh::Version::kHttp10 && !head.headers.has("host")) {
+    // An HTTP/1.0 client may omit Host; the HTTP/1.1 request to the upstream needs one.
+    head.headers.add("Host", "");
+  }
+}
+
+mh::Response error_response(mh::Request& request, int status, const std::string& why) {
+  if (request.notes) request.notes->error = why;
+  mh::Response r = mh::text_response(status);
+  return r;
+}
+
+bool stale_connection_error(const Error& e) {
+  return e.code() == ErrorCode::kConnectionReset || e.code() == ErrorCode::kClosed ||
+         e.code() == ErrorCode::kIo;
+}
+
+}  // namespace
+
+// --- HttpForward --------------------------------------------------------------------------
+
+Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
+  prepare_upstream_head(request);
+  runtime::Runtime* rt = runtime::Runtime::current();
+  const bool retryable = mh::is_idempotent(request.head.method) && !request.body;
+  const size_t attempts = retryable ? std::min<size_t>(upstreams_->size(), 3) : 1;
+  std::string last_error = "no upstream";
+  for (size_t attempt = 0; attempt < attempts; ++attempt) {
+    const size_t index = upstreams_->pick(rt->now());
+    const transport::SocketAddress& address = upstreams_->at(index).address;
+    const std::string key = address.to_string();
+    if (request.notes) request.notes->upstream = key;
+
+    bool stale_retry_left = true;  // one retry when a pooled connection turns out dead
+    while (true) {
+      std::unique_ptr<ClientConnection> conn = pool_->take(key);
+      const bool reused = conn != nullptr;
+      if (!conn) {
+        Result<transport::Stream> stream =
+            co_await transport::Stream::connect(address, {.timeout = options_.connect_timeout});
+        if (!stream) {
+          upstreams_->report_failure(index, rt->now());
+          last_error = "connect " + key + ": " + stream.error().to_string();
+          ML_LOG(kWarn, "http: upstream {} failed: {}", key, stream.error().to_string());
+          break;  // next attempt (another upstream), if retryable
+        }
+        upstreams_->report_success(index);
+        pool_->count_created();
+        conn = std::make_unique<ClientConnection>(
+            std::make_unique<transport::ByteStreamOf<transport::Stream>>(std::move(*stream)),
+            options_.limits);
+      }
+      Result<void> written = co_await conn->write_request(request.head, request.body.get());
+      if (!written) {
+        const Error& e = written.error();
+        if (reused && stale_retry_left && !request.body && stale_connection_error(e)) {
+          stale_retry_left = false;
+          continue;
+        }
+        if (e.code() == ErrorCode::kProtocol) {
+          co_return error_response(request, 400, "request body: " + e.to_string());
+        }
+        if (e.code() == ErrorCode::kTimeout) {
+          co_return error_response(request, 408, "request body: " + e.to_string());
+        }
+        co_return error_response(request, 502, "send to " + key + ": " + e.to_string());
+      }
+      Result<mh::ResponseHead> head =
+          co_await conn->read_response(request.head.method, options_.response_timeout);
+      if (!head) {
+        const Error& e = head.error();
+        if (reused && stale_retry_left && !request.body && !conn->response_started() &&
+            stale_connection_error(e)) {
+          stale_retry_left = false;
+          continue;
+        }
+        if (e.code() == ErrorCode::kTimeout) {
+          co_return error_response(request, 504, "upstream " + key + ": " + e.to_string());
+        }
+        co_return error_response(request, 502, "upstream " + key + ": " + e.to_string());
+      }
+      mh::Response response;
+      response.head = std::move(*head);
+      remove_hop_by_hop(response.head.headers);
+      upstreams_->begin(index);
+      std::weak_ptr<ConnectionPool> pool = pool_;
+      std::shared_ptr<UpstreamSet> set = upstreams_;
+      response.body = ClientConnection::take_body(
+          std::move(conn), options_.response_timeout,
+          [pool, key, set, index](std::unique_ptr<ClientConnection> c, bool reusable) {
+            set->end(index);
+            if (!reusable) return;
+            if (auto p = pool.lock()) p->give(key, std::move(c));
+          });
+      co_return response;
+    }
+  }
+  co_return error_response(request, 502, last_error);
+}
+
+// --- DirectAnswer, RouteTable ---------------------------------------------------------------
+
+Task<Result<mh::Response>> DirectAnswer::call(mh::Request request) {
+  (void)request;
+  mh::Response r;
+  r.head.status = response_.status;
+  for (const auto& [name, value] : response_.headers) r.head.headers.add(name, value);
+  r.body = std::make_unique<mh::StringBody>(response_.body);
+  co_return r;
+}
+
+Task<Result<mh::Response>> RouteTable::call(mh::Request request) {
+  std::optional<size_t> route = router_.find(request.head.authority(), request.head.path());
+  if (!route) co_return error_response(request, 404, "no route");
+  co_return co_await routes_[*route]->call(std::move(request));
+}
+
+// --- AccessLog ----------------------------------------------------------------------------
+
+namespace {
+
+// Wraps a response body to count what is sent, and writes the access line when the body ends
+// or is dropped (after the response went out, or the client went away).
+class LoggedBody final : public mh::Body {
+ public:
+  struct Line {
+    std::string server, client, method, target;
+    int status = 0;
+    mh::RequestNotes notes;
+    runtime::TimePoint start;
+  };
+  LoggedBody(std::unique_ptr<mh::Body> inner, Line line)
+      : inner_(std::move(inner)), line_(std::move(line)) {}
+  ~LoggedBody() override { write_line(); }
+
+  Task<Result<IoBuffer>> read() override {
+    if (!inner_) co_return IoBuffer();
+    Result<IoBuffer> piece = co_await inner_->read();
+    if (!piece) {
+      if (line_.notes.error.empty())
+        line_.notes.error = "response body: " + piece.error().to_string();
+      co_return piece;
+    }
+    bytes_ += piece->size();
+    co_return piece;
+  }
+  std::optional<uint64_t> length() const override {
+    return inner_ ? inner_->length() : std::optional<uint64_t>(0);
+  }
+  const mh::HeaderMap* trailers() const override { return inner_ ? inner_->trailers() : nullptr; }
+
+ private:
+  void write_line() {
+    if (!log_enabled(LogLevel::kInfo)) return;
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+        runtime::Runtime::current()->now() - line_.start);
+    ML_LOG(kInfo,
+           "http server={} client={} method={} target={} status={} bytes={} upstream={} "
+           "duration_ms={} request_id={}{}{}",
+           line_.server, line_.client, line_.method, line_.target, line_.status, bytes_,
+           line_.notes.upstream.empty() ? "-" : line_.notes.upstream, ms.count(),
+           line_.notes.request_id.empty() ? "-" : line_.notes.request_id,
+           line_.notes.error.empty() ? "" : " error=", line_.notes.error);
+  }
+  std::unique_ptr<mh::Body> inner_;
+  Line line_;
+  uint64_t bytes_ = 0;
+};
+
+std::string printable_target(std::string_view target) {
+  // Targets are checked ASCII without spaces by the codec; cap the length for the log.
+  return std::string(target.substr(0, 2048));
+}
+
+}  // namespace
+
+Task<Result<mh::Response>> AccessLog::call(mh::Request request) {
+  LoggedBody::Line line;
+  line.start = runtime::Runtime::current()->now();
+  line.server = server_name_;
+  line.client = request.connection ? request.connection->peer.to_string() : "-";
+  line.method = request.head.method;
+  line.target = printable_target(request.head.target);
+  mh::RequestNotes notes;
+  request.notes = &notes;
+  Result<mh::Response> response = co_await inner_->call(std::move(request));
+  if (!response) {
+    notes.error = response.error().to_string();
+    response = mh::text_response(502);
+  }
+  line.status = response->head.status;
+  line.notes = std::move(notes);
+  response->body = std::make_unique<LoggedBody>(std::move(response->body), std::move(line));
+  co_return response;
+}
+
+// --- HttpFactory --------------------------------------------------------------------------
+
+namespace {
+
+const RouteTable* find_route_table(const HttpService* service) {
+  while (service) {
+    if (const auto* table = dynamic_cast<const RouteTable*>(service)) return table;
+    const auto* layer = dynamic_cast<const Layer<mh::Request, mh::Response>*>(service);
+    if (!layer) return nullptr;
+    service = layer->inner().get();
+  }
+  return nullptr;
+}
+
+std::vector<Upstream> http_upstreams_of(const config::RouteConfig& route) {
+  std::vector<Upstream> out;
+  for (const config::Upstream& u : route.upstreams) out.push_back({u.endpoint.address, u.weight});
+  return out;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<HttpService>> HttpFactory::make_from(
+    const std::shared_ptr<HttpService>& previous) const {
+  const RouteTable* old = find_route_table(previous.get());
+  std::shared_ptr<ConnectionPool> pool =
+      old ? old->pool() : std::make_shared<ConnectionPool>(ConnectionPool::Options{});
+  ForwardOptions options;
+  options.connect_timeout = server_.timeout.upstream_connect;
+  options.response_timeout = server_.timeout.upstream_read;
+
+  Router router;
+  std::vector<std::shared_ptr<HttpService>> routes;
+  for (const config::RouteConfig& route : server_.routes) {
+    if (auto added = router.add(route.host, route.path); !added) return std::move(added).error();
+    if (route.direct) {
+      routes.push_back(std::make_shared<DirectAnswer>(*route.direct));
+      continue;
+    }
+    std::vector<Upstream> upstreams = http_upstreams_of(route);
+    std::shared_ptr<UpstreamSet> set;
+    if (old) {
+      for (const auto& r : old->routes()) {
+        const auto* forward = dynamic_cast<const HttpForward*>(r.get());
+        if (forward && forward->upstreams()->same_as(upstreams, route.load_balancer)) {
+          set = forward->upstreams();
+          break;
+        }
+      }
+    }
+    if (!set) set = std::make_shared<UpstreamSet>(std::move(upstreams), route.load_balancer);
+    routes.push_back(std::make_shared<HttpForward>(std::move(set), pool, options));
+  }
+  std::shared_ptr<HttpService> chain =
+      std::make_shared<RouteTable>(std::move(router), std::move(routes), pool);
+  chain = std::make_shared<AccessLog>(server_.name, std::move(chain));
+  return chain;
+}
+
+}  // namespace monolake::proxy::http

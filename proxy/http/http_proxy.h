@@ -1,0 +1,138 @@
+// The HTTP reverse proxy as a service chain: a server with `proxy_type = "http"` hands every
+// request to
+//
+//   AccessLog -> RouteTable -> { HttpForward (one per proxied route) | DirectAnswer }
+//
+// HttpForward picks an upstream with the route's balancer, takes an idle pooled connection to it
+// (or connects, with the connect timeout), forwards the request without hop-by-hop fields and
+// with X-Forwarded-For / X-Forwarded-Proto / X-Request-Id, and returns the upstream's response
+// whose body streams from the upstream connection (back to the pool when read to the end).
+// Connect failure or reset before a response: 502; response timeout: 504. A connect failure is
+// retried on another upstream for idempotent methods.
+//
+// A chain is per worker. Each request takes the worker's current chain (the server connection
+// asks the slot at every request), so a reload reaches keep-alive connections at their next
+// request. The factory carries over the upstream connection pool (keyed by upstream address)
+// and each route's UpstreamSet when its upstreams are unchanged.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "http/exchange.h"
+#include "http/h1/client.h"
+#include "proxy/config/config.h"
+#include "proxy/http/router.h"
+#include "proxy/service/service.h"
+#include "proxy/upstream/balancer.h"
+
+namespace monolake::proxy::http {
+
+using HttpService = Service<monolake::http::Request, monolake::http::Response>;
+
+// Idle upstream connections of one worker, by upstream address. Not thread-safe (per worker).
+class ConnectionPool {
+ public:
+  struct Options {
+    size_t max_idle_per_upstream = 64;
+    std::chrono::nanoseconds idle_timeout = std::chrono::seconds(60);
+    uint64_t max_requests_per_connection = 10000;
+  };
+  explicit ConnectionPool(Options options) : options_(options) {}
+
+  // An idle connection to `address` that still looks alive, or nullptr.
+  std::unique_ptr<monolake::http::h1::ClientConnection> take(const std::string& address);
+  // Keeps `connection` for reuse (if there is room and it has served few enough requests).
+  void give(const std::string& address,
+            std::unique_ptr<monolake::http::h1::ClientConnection> connection);
+  size_t idle_count() const;
+  uint64_t created() const { return created_; }
+  uint64_t reused() const { return reused_; }
+  void count_created() { ++created_; }
+  const Options& options() const { return options_; }
+
+ private:
+  struct Idle {
+    std::unique_ptr<monolake::http::h1::ClientConnection> connection;
+    runtime::TimePoint since;
+  };
+  Options options_;
+  std::map<std::string, std::vector<Idle>> idle_;
+  uint64_t created_ = 0;
+  uint64_t reused_ = 0;
+};
+
+struct ForwardOptions {
+  std::chrono::nanoseconds connect_timeout = std::chrono::seconds(5);
+  std::chrono::nanoseconds response_timeout = std::chrono::seconds(60);  // head and body reads
+  monolake::http::h1::Limits limits;
+};
+
+class HttpForward final : public HttpService {
+ public:
+  HttpForward(std::shared_ptr<UpstreamSet> upstreams, std::shared_ptr<ConnectionPool> pool,
+              ForwardOptions options)
+      : upstreams_(std::move(upstreams)), pool_(std::move(pool)), options_(options) {}
+  Task<Result<monolake::http::Response>> call(monolake::http::Request request) override;
+  const std::shared_ptr<UpstreamSet>& upstreams() const { return upstreams_; }
+
+ private:
+  std::shared_ptr<UpstreamSet> upstreams_;
+  std::shared_ptr<ConnectionPool> pool_;
+  ForwardOptions options_;
+};
+
+class DirectAnswer final : public HttpService {
+ public:
+  explicit DirectAnswer(config::DirectResponse response) : response_(std::move(response)) {}
+  Task<Result<monolake::http::Response>> call(monolake::http::Request request) override;
+
+ private:
+  config::DirectResponse response_;
+};
+
+class RouteTable final : public HttpService {
+ public:
+  RouteTable(Router router, std::vector<std::shared_ptr<HttpService>> routes,
+             std::shared_ptr<ConnectionPool> pool)
+      : router_(std::move(router)), routes_(std::move(routes)), pool_(std::move(pool)) {}
+  Task<Result<monolake::http::Response>> call(monolake::http::Request request) override;
+  const std::vector<std::shared_ptr<HttpService>>& routes() const { return routes_; }
+  const std::shared_ptr<ConnectionPool>& pool() const { return pool_; }
+
+ private:
+  Router router_;
+  std::vector<std::shared_ptr<HttpService>> routes_;
+  std::shared_ptr<ConnectionPool> pool_;
+};
+
+// One info-level line per request when its response has been sent:
+//   http server=NAME client=ADDR method=GET target=/x status=200 bytes=N upstream=ADDR|-
+//   duration_ms=N request_id=ID [error=...]
+class AccessLog final : public Layer<monolake::http::Request, monolake::http::Response> {
+ public:
+  AccessLog(std::string server_name, std::shared_ptr<Inner> inner)
+      : Layer(std::move(inner)), server_name_(std::move(server_name)) {}
+  Task<Result<monolake::http::Response>> call(monolake::http::Request request) override;
+
+ private:
+  std::string server_name_;
+};
+
+class HttpFactory final : public Factory<HttpService> {
+ public:
+  explicit HttpFactory(config::ServerConfig server) : server_(std::move(server)) {}
+  Result<std::shared_ptr<HttpService>> make_from(
+      const std::shared_ptr<HttpService>& previous) const override;
+
+ private:
+  config::ServerConfig server_;
+};
+
+// Fields a proxy never forwards (RFC 9110 7.6.1), plus those a Connection field names.
+void remove_hop_by_hop(monolake::http::HeaderMap& headers);
+
+}  // namespace monolake::proxy::http
