@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace monolake {
@@ -23,9 +24,23 @@ std::optional<LogLevel> parse_log_level(std::string_view name);
 // Writes one line: "2026-11-27T05:13:54.123Z INFO message".
 void write_log_line(LogLevel level, std::string_view message);
 
+// The access log: one line per connection or request, apart from the diagnostics above. It
+// goes to stderr (the default), to a file (appended; reopen_access_log() for rotation), or
+// nowhere. Thread-safe; a line is one write(2), so lines never interleave.
+enum class AccessLogTarget { kStderr, kFile, kOff };
+// `path` matters for kFile. On failure the previous target stays.
+bool set_access_log(AccessLogTarget target, const std::string& path, std::string* error);
+// Reopens the file (after logrotate moved it); a no-op for stderr and off.
+bool reopen_access_log(std::string* error);
+// "2026-11-27T05:13:54.123Z " + message + "\n".
+void write_access_line(std::string_view message);
+
 namespace detail {
 extern std::atomic<int> g_log_level;
-}
+extern std::atomic<bool> g_access_log_on;
+}  // namespace detail
+
+inline bool access_log_enabled() { return detail::g_access_log_on.load(std::memory_order_relaxed); }
 
 inline bool log_enabled(LogLevel level) {
   return static_cast<int>(level) <= detail::g_log_level.load(std::memory_order_relaxed);

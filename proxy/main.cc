@@ -111,6 +111,20 @@ void print_banner(const server::Proxy& proxy, bool embedded) {
   std::fflush(stdout);
 }
 
+// Points the access log where [log] says. On failure the previous target stays.
+Result<void> apply_log_config(const config::Config& config) {
+  using Target = monolake::AccessLogTarget;
+  const auto& log = config.log;
+  const Target target = log.access_log == config::LogConfig::AccessLog::kOff    ? Target::kOff
+                        : log.access_log == config::LogConfig::AccessLog::kFile ? Target::kFile
+                                                                                : Target::kStderr;
+  std::string error;
+  if (!monolake::set_access_log(target, log.access_log_path, &error)) {
+    return monolake::Error(monolake::ErrorCode::kIo, config.source + ": log.access_log: " + error);
+  }
+  return monolake::ok();
+}
+
 void reload(server::Proxy& proxy, const Options& options) {
   if (options.config_file.empty()) {
     ML_LOG(kWarn, "SIGHUP: running the embedded config; nothing to re-read");
@@ -121,6 +135,11 @@ void reload(server::Proxy& proxy, const Options& options) {
   if (loaded) {
     if (auto applied = proxy.reload(std::move(*loaded)); !applied) {
       loaded = std::move(applied).error();
+    }
+  }
+  if (loaded) {
+    if (auto log = apply_log_config(proxy.config()); !log) {
+      ML_LOG(kError, "reload: {} (the access log stays where it was)", log.error().message());
     }
   }
   if (!loaded) {
@@ -149,6 +168,7 @@ int drain(server::Proxy& proxy, const sigset_t& signals, int first_signal) {
       std::_Exit(1);
     }
     if (sig == SIGHUP) ML_LOG(kWarn, "SIGHUP while draining: ignored");
+    if (sig == SIGUSR1) (void)monolake::reopen_access_log(nullptr);
   }
   const size_t left = proxy.open_connections();
   if (left > 0) ML_LOG(kWarn, "drain timeout: closing {} connection(s)", left);
@@ -165,12 +185,17 @@ int serve(const Options& options) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
   Result<config::Config> loaded = load(options);
   if (!loaded) {
     std::fprintf(stderr, "%s\n", loaded.error().message().c_str());
+    return 1;
+  }
+  if (auto log = apply_log_config(*loaded); !log) {
+    std::fprintf(stderr, "%s\n", log.error().message().c_str());
     return 1;
   }
   auto started = server::Proxy::start(std::move(*loaded));
@@ -185,6 +210,12 @@ int serve(const Options& options) {
     if (::sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
       reload(proxy, options);
+      continue;
+    }
+    if (sig == SIGUSR1) {
+      std::string error;
+      if (!monolake::reopen_access_log(&error)) ML_LOG(kError, "SIGUSR1: {}", error);
+      ML_LOG(kInfo, "SIGUSR1: access log reopened");
       continue;
     }
     return drain(proxy, signals, sig);

@@ -124,6 +124,8 @@ wait_port "$up_port" "$nginx_pid"
 
 # --- monolake -----------------------------------------------------------------------------------
 cat > "$tmp/monolake.toml" <<EOF
+[log]
+access_log = "off"
 [runtime]
 worker_threads = 1
 cpu_affinity = false

@@ -263,8 +263,9 @@ class Parser {
   Parser(Errors& errors, const std::string& base_dir) : errors_(errors), base_dir_(base_dir) {}
 
   void parse_root(const toml::table& root, Config& config) {
-    TableReader r(errors_, root, "", {"runtime", "servers", "admin"});
+    TableReader r(errors_, root, "", {"runtime", "servers", "admin", "log"});
     if (const toml::table* runtime = r.table("runtime")) parse_runtime(*runtime, config.runtime);
+    if (const toml::table* log = r.table("log")) parse_log(*log, config.log);
     if (const toml::table* admin = r.table("admin")) {
       config.admin.emplace();
       parse_admin(*admin, *config.admin);
@@ -336,6 +337,22 @@ class Parser {
     }
     if (auto n = r.integer("drain_timeout_sec", 0, kMaxSeconds)) {
       out.drain_timeout = std::chrono::seconds(*n);
+    }
+  }
+
+  void parse_log(const toml::table& table, LogConfig& out) {
+    TableReader r(errors_, table, "log", {"access_log"});
+    if (auto target = r.string("access_log")) {
+      if (*target == "off") {
+        out.access_log = LogConfig::AccessLog::kOff;
+      } else if (*target == "stderr") {
+        out.access_log = LogConfig::AccessLog::kStderr;
+      } else if (target->empty()) {
+        errors_.add(r.path_of("access_log"), "empty (a path, \"stderr\" or \"off\")");
+      } else {
+        out.access_log = LogConfig::AccessLog::kFile;
+        out.access_log_path = resolve(base_dir_, *target);
+      }
     }
   }
 

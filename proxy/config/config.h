@@ -127,10 +127,18 @@ struct AdminConfig {
   transport::SocketAddress listen;
 };
 
+// [log]: where access lines go. Applied at start and by every reload.
+struct LogConfig {
+  enum class AccessLog { kStderr, kFile, kOff };
+  AccessLog access_log = AccessLog::kStderr;
+  std::string access_log_path;  // kFile; resolved against the file's directory
+};
+
 struct Config {
   std::string source;  // the file name errors are reported under
   std::string base_dir;
   RuntimeConfig runtime;
+  LogConfig log;
   std::vector<ServerConfig> servers;  // ordered by key
   std::optional<AdminConfig> admin;
 };

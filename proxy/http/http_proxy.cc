@@ -265,16 +265,16 @@ class LoggedBody final : public mh::Body {
 
  private:
   void write_line() {
-    if (!log_enabled(LogLevel::kInfo)) return;
+    if (!access_log_enabled()) return;
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
         runtime::Runtime::current()->now() - line_.start);
-    ML_LOG(kInfo,
-           "http server={} client={} method={} target={} status={} bytes={} upstream={} "
-           "duration_ms={} request_id={}{}{}",
-           line_.server, line_.client, line_.method, line_.target, line_.status, bytes_,
-           line_.notes.upstream.empty() ? "-" : line_.notes.upstream, ms.count(),
-           line_.notes.request_id.empty() ? "-" : line_.notes.request_id,
-           line_.notes.error.empty() ? "" : " error=", line_.notes.error);
+    write_access_line(
+        fmt::format("http server={} client={} method={} target={} status={} bytes={} upstream={} "
+                    "duration_ms={} request_id={}{}{}",
+                    line_.server, line_.client, line_.method, line_.target, line_.status, bytes_,
+                    line_.notes.upstream.empty() ? "-" : line_.notes.upstream, ms.count(),
+                    line_.notes.request_id.empty() ? "-" : line_.notes.request_id,
+                    line_.notes.error.empty() ? "" : " error=", line_.notes.error));
   }
   std::unique_ptr<mh::Body> inner_;
   Line line_;

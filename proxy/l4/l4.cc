@@ -110,16 +110,15 @@ static std::string how_it_ended(const Result<Outcome>& outcome) {
 Task<Result<Outcome>> AccessLog::call(Connection connection) {
   runtime::Runtime* rt = runtime::Runtime::current();
   const runtime::TimePoint start = rt->now();
-  const std::string client = log_enabled(LogLevel::kInfo) ? connection.peer.to_string() : "";
+  const std::string client = access_log_enabled() ? connection.peer.to_string() : "";
   Result<Outcome> outcome = co_await inner_->call(std::move(connection));
-  if (log_enabled(LogLevel::kInfo)) {
+  if (access_log_enabled()) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(rt->now() - start);
     const bool reached = outcome && !outcome->upstream.empty();
-    ML_LOG(kInfo,
-           "l4 server={} client={} upstream={} to_upstream={} to_client={} duration_ms={} end={}",
-           server_name_, client, reached ? outcome->upstream : "-",
-           outcome ? outcome->to_upstream : 0, outcome ? outcome->to_client : 0, ms.count(),
-           how_it_ended(outcome));
+    write_access_line(fmt::format(
+        "l4 server={} client={} upstream={} to_upstream={} to_client={} duration_ms={} end={}",
+        server_name_, client, reached ? outcome->upstream : "-", outcome ? outcome->to_upstream : 0,
+        outcome ? outcome->to_client : 0, ms.count(), how_it_ended(outcome)));
   }
   co_return outcome;
 }
