@@ -510,8 +510,70 @@ class Parser {
     return *address;
   }
 
+  std::optional<tls::Backend> parse_stack(TableReader& r) {
+    auto stack = r.string("stack");
+    if (!stack) return std::nullopt;
+    if (*stack == "native_tls") return tls::Backend::kOpenSsl;  // OpenSSL on Linux
+    if (*stack == "rustls") {
+      errors_.add(r.path_of("stack"),
+                  "rustls is not available here: use \"openssl\" or \"gnutls\"");
+      return std::nullopt;
+    }
+    if (auto backend = tls::parse_backend(*stack))
+      return *backend;
+    else
+      errors_.add(r.path_of("stack"), backend.error().message());
+    return std::nullopt;
+  }
+
+  void parse_upstream_tls(const toml::table& table, const std::string& path,
+                          UpstreamTlsConfig& out) {
+    TableReader r(errors_, table, path, {"stack", "ca", "verify", "sni"});
+    if (auto stack = parse_stack(r)) out.stack = *stack;
+    if (auto ca = r.string("ca")) out.ca_file = resolve(base_dir_, *ca);
+    if (auto verify = r.boolean("verify")) out.verify = *verify;
+    if (auto sni = r.string("sni")) out.sni = *sni;
+  }
+
+  void parse_sni(const toml::array& array, const std::string& path, TlsConfig& out) {
+    for (size_t i = 0; i < array.size(); ++i) {
+      std::string entry_path = element(path, i);
+      const toml::table* entry = array.get(i)->as_table();
+      if (!entry) {
+        errors_.add(entry_path, wrong_type(toml::node_type::table, *array.get(i)));
+        continue;
+      }
+      TableReader r(errors_, *entry, entry_path, {"names", "chain", "key"});
+      tls::Certificate cert;
+      if (auto chain = r.string("chain", true)) cert.chain_file = resolve(base_dir_, *chain);
+      if (auto key = r.string("key", true)) cert.key_file = resolve(base_dir_, *key);
+      if (const toml::array* names = r.array("names", true)) {
+        for (size_t n = 0; n < names->size(); ++n) {
+          const auto* name = names->get(n)->as_string();
+          if (!name || name->get().empty()) {
+            errors_.add(element(r.path_of("names"), n), "expected a non-empty string");
+          } else {
+            cert.names.push_back(name->get());
+          }
+        }
+        if (names->empty()) errors_.add(r.path_of("names"), "empty: give at least one name");
+      }
+      out.sni.push_back(std::move(cert));
+    }
+  }
+
   void parse_tls(const toml::table& table, const std::string& path, TlsConfig& out) {
-    TableReader r(errors_, table, path, {"chain", "key", "stack"});
+    TableReader r(errors_, table, path,
+                  {"chain", "key", "stack", "sni", "client_ca", "min_version"});
+    if (const toml::array* sni = r.array("sni")) parse_sni(*sni, r.path_of("sni"), out);
+    if (auto ca = r.string("client_ca")) out.client_ca_file = resolve(base_dir_, *ca);
+    if (auto version = r.string("min_version")) {
+      if (auto parsed = tls::parse_version(*version)) {
+        out.min_version = *parsed;
+      } else {
+        errors_.add(r.path_of("min_version"), parsed.error().message());
+      }
+    }
     if (auto chain = r.string("chain", /*required=*/true)) {
       if (chain->empty()) {
         errors_.add(r.path_of("chain"), "must not be empty");
@@ -526,18 +588,7 @@ class Parser {
         out.certificate.key_file = resolve(base_dir_, *key);
       }
     }
-    if (auto stack = r.string("stack")) {
-      if (*stack == "native_tls") {
-        out.stack = tls::Backend::kOpenSsl;  // Monolake's native-tls is OpenSSL on Linux
-      } else if (*stack == "rustls") {
-        errors_.add(r.path_of("stack"),
-                    "rustls is not available here: use \"openssl\" or \"gnutls\"");
-      } else if (auto backend = tls::parse_backend(*stack)) {
-        out.stack = *backend;
-      } else {
-        errors_.add(r.path_of("stack"), backend.error().message());
-      }
-    }
+    if (auto stack = parse_stack(r)) out.stack = *stack;
   }
 
   void parse_timeout(const toml::table& table, const std::string& path, TimeoutConfig& out) {
@@ -562,7 +613,16 @@ class Parser {
   bool parse_route(const toml::table& table, const std::string& path, ProxyType proxy_type,
                    RouteConfig& out) {
     size_t errors_before = errors_.size();
-    TableReader r(errors_, table, path, {"path", "upstreams", "load_balancer", "host", "return"});
+    TableReader r(errors_, table, path,
+                  {"path", "upstreams", "load_balancer", "host", "return", "upstream_tls"});
+    if (const toml::table* upstream_tls = r.table("upstream_tls")) {
+      if (proxy_type != ProxyType::kHttp) {
+        fail(r.path_of("upstream_tls"), "only http routes have upstream_tls");
+      } else {
+        out.upstream_tls.emplace();
+        parse_upstream_tls(*upstream_tls, r.path_of("upstream_tls"), *out.upstream_tls);
+      }
+    }
     auto route_path = r.string("path", /*required=*/proxy_type == ProxyType::kHttp);
     if (auto host = r.string("host")) {
       if (proxy_type != ProxyType::kHttp) {
@@ -624,6 +684,21 @@ class Parser {
       if (parse_upstream(*upstream, upstream_path, proxy_type, parsed)) {
         out.upstreams.push_back(std::move(parsed));
       }
+    }
+    // https:// endpoints imply upstream TLS; one route speaks one scheme to all its upstreams.
+    size_t https = 0;
+    for (const Upstream& u : out.upstreams) {
+      https += u.endpoint.kind == Endpoint::Kind::kUri && u.endpoint.uri.scheme == "https";
+    }
+    if (https > 0 && https != out.upstreams.size()) {
+      fail(upstreams_path, "mixes https:// and other upstreams: one route, one scheme");
+    } else if (https > 0 && !out.upstream_tls) {
+      out.upstream_tls.emplace();
+    }
+    if (out.upstream_tls && out.upstream_tls->verify && out.upstream_tls->sni.empty() &&
+        https == 0) {
+      fail(r.path_of("upstream_tls"),
+           "verify is on but there is no name to verify: give \"sni\" (or use https:// endpoints)");
     }
     return errors_.size() == errors_before && !out.upstreams.empty();
   }
@@ -943,6 +1018,23 @@ Result<void> check_files(const Config& config) {
     std::string tls_path = child(child("servers", server.key), "tls");
     check(child(tls_path, "chain"), server.tls->certificate.chain_file);
     check(child(tls_path, "key"), server.tls->certificate.key_file);
+    for (size_t i = 0; i < server.tls->sni.size(); ++i) {
+      std::string sni_path = element(child(tls_path, "sni"), i);
+      check(child(sni_path, "chain"), server.tls->sni[i].chain_file);
+      check(child(sni_path, "key"), server.tls->sni[i].key_file);
+    }
+    if (!server.tls->client_ca_file.empty()) {
+      check(child(tls_path, "client_ca"), server.tls->client_ca_file);
+    }
+  }
+  for (const ServerConfig& server : config.servers) {
+    for (size_t i = 0; i < server.routes.size(); ++i) {
+      const auto& up = server.routes[i].upstream_tls;
+      if (up && !up->ca_file.empty()) {
+        check(child(element(child(child("servers", server.key), "routes"), i), "upstream_tls.ca"),
+              up->ca_file);
+      }
+    }
   }
   if (!errors.empty()) {
     Error error = errors.to_error();

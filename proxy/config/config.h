@@ -48,10 +48,21 @@ struct ListenerConfig {
   transport::SocketAddress address;  // unix paths resolved against the file's directory
 };
 
-// tls = { chain, key, stack }.
+// tls = { chain, key, stack, sni = [{ names, chain, key }], client_ca, min_version }.
 struct TlsConfig {
   tls::Backend stack = tls::Backend::kOpenSsl;
   tls::Certificate certificate;  // chain_file and key_file resolved against the file's directory
+  std::vector<tls::Certificate> sni;  // more certificates, chosen by the client's SNI
+  std::string client_ca_file;         // non-empty: clients must present a certificate from it
+  tls::Version min_version = tls::Version::kTls12;
+};
+
+// upstream_tls = { stack, ca, verify, sni } on an http route (https:// upstreams imply it).
+struct UpstreamTlsConfig {
+  tls::Backend stack = tls::Backend::kOpenSsl;
+  std::string ca_file;  // empty: the system store
+  bool verify = true;   // chain and name
+  std::string sni;      // empty: the uri's host
 };
 
 struct TimeoutConfig {
@@ -108,6 +119,8 @@ struct RouteConfig {
   // Empty for tcp routes (and thrift routes that give none).
   std::string path;
   std::vector<Upstream> upstreams;  // at least one, unless `direct`
+  // http: TLS towards the upstreams (set for https:// endpoints, or by `upstream_tls`).
+  std::optional<UpstreamTlsConfig> upstream_tls;
   LoadBalancer load_balancer = LoadBalancer::kRoundRobin;
 };
 

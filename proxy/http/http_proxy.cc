@@ -142,7 +142,10 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
   for (size_t attempt = 0; attempt < attempts; ++attempt) {
     const size_t index = upstreams_->pick(rt->now());
     const transport::SocketAddress& address = upstreams_->at(index).address;
-    const std::string key = address.to_string();
+    const std::string& server_name = options_.tls ? options_.server_names.at(index) : std::string();
+    // Pooled connections are told apart by address and, with TLS, by the name they verified.
+    const std::string key =
+        options_.tls ? "tls:" + server_name + "@" + address.to_string() : address.to_string();
     if (request.notes) request.notes->upstream = key;
 
     bool stale_retry_left = true;  // one retry when a pooled connection turns out dead
@@ -158,11 +161,23 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
           ML_LOG(kWarn, "http: upstream {} failed: {}", key, stream.error().to_string());
           break;  // next attempt (another upstream), if retryable
         }
+        std::unique_ptr<transport::ByteStream> bytes;
+        if (options_.tls) {
+          Result<tls::TlsStream> secured =
+              co_await options_.tls->connect(std::move(*stream), server_name);
+          if (!secured) {
+            upstreams_->report_failure(index, rt->now());
+            last_error = "TLS to " + key + ": " + secured.error().to_string();
+            ML_LOG(kWarn, "http: upstream {} TLS failed: {}", key, secured.error().to_string());
+            break;
+          }
+          bytes = std::make_unique<transport::ByteStreamOf<tls::TlsStream>>(std::move(*secured));
+        } else {
+          bytes = std::make_unique<transport::ByteStreamOf<transport::Stream>>(std::move(*stream));
+        }
         upstreams_->report_success(index);
         pool_->count_created();
-        conn = std::make_unique<ClientConnection>(
-            std::make_unique<transport::ByteStreamOf<transport::Stream>>(std::move(*stream)),
-            options_.limits);
+        conn = std::make_unique<ClientConnection>(std::move(bytes), options_.limits);
       }
       Result<void> written = co_await conn->write_request(request.head, request.body.get());
       if (!written) {
@@ -341,7 +356,8 @@ Result<std::shared_ptr<HttpService>> HttpFactory::make_from(
 
   Router router;
   std::vector<std::shared_ptr<HttpService>> routes;
-  for (const config::RouteConfig& route : server_.routes) {
+  for (size_t r = 0; r < server_.routes.size(); ++r) {
+    const config::RouteConfig& route = server_.routes[r];
     if (auto added = router.add(route.host, route.path); !added) return std::move(added).error();
     if (route.direct) {
       routes.push_back(std::make_shared<DirectAnswer>(*route.direct));
@@ -359,7 +375,15 @@ Result<std::shared_ptr<HttpService>> HttpFactory::make_from(
       }
     }
     if (!set) set = std::make_shared<UpstreamSet>(std::move(upstreams), route.load_balancer);
-    routes.push_back(std::make_shared<HttpForward>(std::move(set), pool, options));
+    ForwardOptions route_options = options;
+    if (r < upstream_tls_.size() && upstream_tls_[r]) {
+      route_options.tls = upstream_tls_[r];
+      for (const config::Upstream& u : route.upstreams) {
+        route_options.server_names.push_back(
+            !route.upstream_tls->sni.empty() ? route.upstream_tls->sni : u.endpoint.uri.host);
+      }
+    }
+    routes.push_back(std::make_shared<HttpForward>(std::move(set), pool, route_options));
   }
   std::shared_ptr<HttpService> chain =
       std::make_shared<RouteTable>(std::move(router), std::move(routes), pool);

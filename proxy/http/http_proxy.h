@@ -28,6 +28,7 @@
 #include "proxy/http/router.h"
 #include "proxy/service/service.h"
 #include "proxy/upstream/balancer.h"
+#include "tls/tls.h"
 
 namespace monolake::proxy::http {
 
@@ -66,6 +67,10 @@ class ConnectionPool {
 };
 
 struct ForwardOptions {
+  // TLS towards the upstreams (nullptr: plain), and the name each upstream is asked for and
+  // verified against (by upstream index).
+  std::shared_ptr<const tls::ClientContext> tls;
+  std::vector<std::string> server_names;
   std::chrono::nanoseconds connect_timeout = std::chrono::seconds(5);
   std::chrono::nanoseconds response_timeout = std::chrono::seconds(60);  // head and body reads
   monolake::http::h1::Limits limits;
@@ -124,12 +129,17 @@ class AccessLog final : public Layer<monolake::http::Request, monolake::http::Re
 
 class HttpFactory final : public Factory<HttpService> {
  public:
-  explicit HttpFactory(config::ServerConfig server) : server_(std::move(server)) {}
+  // `upstream_tls[i]`: route i's TLS client context (nullptr: plain), built on the control
+  // thread (it reads CA files).
+  HttpFactory(config::ServerConfig server,
+              std::vector<std::shared_ptr<const tls::ClientContext>> upstream_tls)
+      : server_(std::move(server)), upstream_tls_(std::move(upstream_tls)) {}
   Result<std::shared_ptr<HttpService>> make_from(
       const std::shared_ptr<HttpService>& previous) const override;
 
  private:
   config::ServerConfig server_;
+  std::vector<std::shared_ptr<const tls::ClientContext>> upstream_tls_;
 };
 
 // Fields a proxy never forwards (RFC 9110 7.6.1), plus those a Connection field names.

@@ -422,6 +422,13 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
     if (server.tls) {
       tls::ServerConfig tls_config;
       tls_config.certificates.push_back(server.tls->certificate);
+      for (const tls::Certificate& extra : server.tls->sni)
+        tls_config.certificates.push_back(extra);
+      tls_config.min_version = server.tls->min_version;
+      if (!server.tls->client_ca_file.empty()) {
+        tls_config.client_ca_file = server.tls->client_ca_file;
+        tls_config.require_client_certificate = true;
+      }
       if (server.proxy_type == config::ProxyType::kHttp) tls_config.alpn = {"http/1.1"};
       auto created = tls::ServerContext::create(server.tls->stack, tls_config, ticket_keys_);
       if (!created) {
@@ -434,7 +441,30 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
     if (server.proxy_type == config::ProxyType::kTcp) {
       entry.l4 = std::make_shared<l4::L4Factory>(server, tls_context);
     } else {
-      entry.http = std::make_shared<http::HttpFactory>(server);
+      std::vector<std::shared_ptr<const tls::ClientContext>> upstream_tls;
+      bool tls_ok = true;
+      for (size_t r = 0; r < server.routes.size(); ++r) {
+        const auto& wanted = server.routes[r].upstream_tls;
+        if (!wanted) {
+          upstream_tls.push_back(nullptr);
+          continue;
+        }
+        tls::ClientConfig client;
+        client.ca_file = wanted->ca_file;
+        client.verify = wanted->verify;
+        client.alpn = {"http/1.1"};
+        auto created = tls::ClientContext::create(wanted->stack, client);
+        if (!created) {
+          problem(config_error(config,
+                               fmt::format("{}.routes[{}].upstream_tls", server_path(server), r),
+                               created.error().message()));
+          tls_ok = false;
+          break;
+        }
+        upstream_tls.push_back(std::move(*created));
+      }
+      if (!tls_ok) continue;
+      entry.http = std::make_shared<http::HttpFactory>(server, std::move(upstream_tls));
       entry.tls = tls_context;
       entry.h1.keepalive_timeout = server.timeout.server_keepalive;
       entry.h1.read_header_timeout = server.timeout.server_read_header;
