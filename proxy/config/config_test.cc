@@ -82,7 +82,7 @@ load_balancer = "weighted_random"
 upstreams = [
   { endpoint = { type = "socket", value = "10.0.0.1:80" }, weight = 3 },
   { endpoint = { type = "unix", value = "/run/users.sock" } },
-  { endpoint = { type = "uri", value = "https://users.internal:8443/v1?x=1" }, weight = 2 },
+  { endpoint = { type = "uri", value = "http://users.internal:8443/v1?x=1" }, weight = 2 },
 ]
 
 [[servers.api.routes]]
@@ -144,7 +144,7 @@ upstreams = [{ endpoint = { type = "socket", value = "10.0.0.9:5432" } }]
   EXPECT_EQ(users.upstreams[1].weight, 1u);
   const Uri& uri = users.upstreams[2].endpoint.uri;
   EXPECT_EQ(users.upstreams[2].endpoint.kind, Endpoint::Kind::kUri);
-  EXPECT_EQ(uri.scheme, "https");
+  EXPECT_EQ(uri.scheme, "http");
   EXPECT_EQ(uri.host, "users.internal");
   EXPECT_EQ(uri.port, 8443);
   EXPECT_EQ(uri.path, "/v1?x=1");
@@ -643,4 +643,111 @@ upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9000" } }]
 }
 
 }  // namespace
+TEST(ConfigTest, HttpsUpstreamsAndListenerTls) {
+  const char* text = R"(
+[servers.s]
+listener = { type = "socket", value = "127.0.0.1:8443" }
+tls = { chain = "a.pem", key = "a.key", sni = [{ names = ["b.test", "*.b.test"], chain = "b.pem", key = "b.key" }], client_ca = "ca.pem", min_version = "1.3" }
+[[servers.s.routes]]
+path = "/"
+upstreams = [{ endpoint = { type = "uri", value = "https://api.example:8443" } }]
+[[servers.s.routes]]
+path = "/x"
+upstreams = [{ endpoint = { type = "socket", value = "10.0.0.1:443" } }]
+upstream_tls = { stack = "gnutls", ca = "up-ca.pem", sni = "internal.example" }
+)";
+  Result<Config> config = parse_config(text, "t.toml", "/etc/ml");
+  ASSERT_TRUE(config) << config.error().message();
+  const ServerConfig& s = config->servers[0];
+  ASSERT_TRUE(s.tls);
+  ASSERT_EQ(s.tls->sni.size(), 1u);
+  EXPECT_EQ(s.tls->sni[0].names, (std::vector<std::string>{"b.test", "*.b.test"}));
+  EXPECT_EQ(s.tls->sni[0].chain_file, "/etc/ml/b.pem");
+  EXPECT_EQ(s.tls->client_ca_file, "/etc/ml/ca.pem");
+  EXPECT_EQ(s.tls->min_version, tls::Version::kTls13);
+  ASSERT_TRUE(s.routes[0].upstream_tls);  // implied by https://
+  EXPECT_TRUE(s.routes[0].upstream_tls->verify);
+  ASSERT_TRUE(s.routes[1].upstream_tls);
+  EXPECT_EQ(s.routes[1].upstream_tls->stack, tls::Backend::kGnuTls);
+  EXPECT_EQ(s.routes[1].upstream_tls->ca_file, "/etc/ml/up-ca.pem");
+  EXPECT_EQ(s.routes[1].upstream_tls->sni, "internal.example");
+}
+
+TEST(ConfigTest, UpstreamTlsMistakes) {
+  const char* text = R"(
+[servers.s]
+listener = { type = "socket", value = "127.0.0.1:8443" }
+tls = { chain = "a.pem", key = "a.key", sni = [{ names = [], chain = "b.pem", key = "b.key" }], min_version = "1.1" }
+[[servers.s.routes]]
+path = "/"
+upstreams = [{ endpoint = { type = "uri", value = "https://a.example" } }, { endpoint = { type = "socket", value = "10.0.0.1:80" } }]
+[[servers.s.routes]]
+path = "/x"
+upstreams = [{ endpoint = { type = "socket", value = "10.0.0.1:443" } }]
+upstream_tls = { verify = true }
+)";
+  Result<Config> config = parse_config(text, "t.toml", "");
+  ASSERT_FALSE(config);
+  const std::string& m = config.error().message();
+  EXPECT_NE(m.find("t.toml: servers.s.tls.sni[0].names: empty"), std::string::npos) << m;
+  EXPECT_NE(m.find("t.toml: servers.s.tls.min_version: "), std::string::npos) << m;
+  EXPECT_NE(m.find("t.toml: servers.s.routes[0].upstreams: mixes https://"), std::string::npos)
+      << m;
+  EXPECT_NE(m.find("t.toml: servers.s.routes[1].upstream_tls: verify is on"), std::string::npos)
+      << m;
+}
+
+TEST(ConfigTest, HostAndDirectRoutes) {
+  const char* text = R"(
+[log]
+access_log = "logs/access.log"
+[servers.s]
+listener = { type = "socket", value = "127.0.0.1:8080" }
+[[servers.s.routes]]
+host = "API.example.com"
+path = "/"
+return = { status = 204, headers = { x-a = "1" } }
+[[servers.s.routes]]
+host = "*.example.com"
+path = "/"
+upstreams = [{ endpoint = { type = "socket", value = "10.0.0.1:80" } }]
+[[servers.s.routes]]
+path = "/health"
+return = { body = "ok" }
+)";
+  Result<Config> config = parse_config(text, "t.toml", "/srv");
+  ASSERT_TRUE(config) << config.error().message();
+  EXPECT_EQ(config->log.access_log, LogConfig::AccessLog::kFile);
+  EXPECT_EQ(config->log.access_log_path, "/srv/logs/access.log");
+  const auto& routes = config->servers[0].routes;
+  EXPECT_EQ(routes[0].host, "api.example.com");
+  ASSERT_TRUE(routes[0].direct);
+  EXPECT_EQ(routes[0].direct->status, 204);
+  EXPECT_EQ(routes[0].direct->headers.size(), 1u);
+  EXPECT_EQ(routes[1].host, "*.example.com");
+  EXPECT_FALSE(routes[1].direct);
+  ASSERT_TRUE(routes[2].direct);
+  EXPECT_EQ(routes[2].direct->status, 200);
+  EXPECT_EQ(routes[2].direct->body, "ok");
+  // Same path on different hosts is fine; a direct route with upstreams is not.
+  Result<Config> bad = parse_config(R"(
+[servers.s]
+listener = { type = "socket", value = "127.0.0.1:8080" }
+[[servers.s.routes]]
+path = "/"
+return = { status = 700 }
+upstreams = [{ endpoint = { type = "socket", value = "10.0.0.1:80" } }]
+[[servers.s.routes]]
+host = "bad host"
+path = "/x"
+upstreams = [{ endpoint = { type = "socket", value = "10.0.0.1:80" } }]
+)",
+                                    "t.toml", "");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("servers.s.routes[0].return.status"), std::string::npos)
+      << bad.error().message();
+  EXPECT_NE(bad.error().message().find("servers.s.routes[1].host"), std::string::npos)
+      << bad.error().message();
+}
+
 }  // namespace monolake::proxy::config
