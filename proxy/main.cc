@@ -13,9 +13,11 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <mutex>
 #include <string>
 
 #include "base/log.h"
+#include "proxy/admin/admin.h"
 #include "proxy/config/config.h"
 #include "proxy/server/server.h"
 #include "runtime/options.h"
@@ -125,16 +127,26 @@ Result<void> apply_log_config(const config::Config& config) {
   return monolake::ok();
 }
 
-void reload(server::Proxy& proxy, const Options& options) {
+// SIGHUP and POST /reload both come here, one at a time.
+std::mutex g_control_mutex;
+
+Result<void> reload(server::Proxy& proxy, const Options& options, const char* why) {
+  std::lock_guard<std::mutex> lock(g_control_mutex);
   if (options.config_file.empty()) {
-    ML_LOG(kWarn, "SIGHUP: running the embedded config; nothing to re-read");
-    return;
+    ML_LOG(kWarn, "{}: running the embedded config; nothing to re-read", why);
+    return monolake::Error(monolake::ErrorCode::kInvalidArgument,
+                           "running the embedded config: no file to re-read");
   }
-  ML_LOG(kInfo, "SIGHUP: reloading {}", options.config_file);
+  ML_LOG(kInfo, "{}: reloading {}", why, options.config_file);
   Result<config::Config> loaded = config::load_config_file(options.config_file);
   if (loaded) {
+    const bool admin_changed =
+        loaded->admin.has_value() != proxy.config().admin.has_value() ||
+        (loaded->admin && !(loaded->admin->listen == proxy.config().admin->listen));
     if (auto applied = proxy.reload(std::move(*loaded)); !applied) {
       loaded = std::move(applied).error();
+    } else if (admin_changed) {
+      ML_LOG(kWarn, "reload: [admin] changes need a restart; ignored");
     }
   }
   if (loaded) {
@@ -145,9 +157,10 @@ void reload(server::Proxy& proxy, const Options& options) {
   if (!loaded) {
     ML_LOG(kError, "reload failed; the running configuration stays in force:\n{}",
            loaded.error().message());
-    return;
+    return std::move(loaded).error();
   }
   ML_LOG(kInfo, "reload: {} applied", options.config_file);
+  return monolake::ok();
 }
 
 // Stops accepting and waits for open connections, up to the drain timeout. A second
@@ -204,12 +217,32 @@ int serve(const Options& options) {
     return 1;
   }
   server::Proxy& proxy = **started;
+  std::unique_ptr<monolake::proxy::admin::AdminServer> admin;
+  if (proxy.config().admin) {
+    monolake::proxy::admin::Hooks hooks;
+    hooks.reload = [&proxy, &options] { return reload(proxy, options, "POST /reload"); };
+    hooks.config_json = [&proxy] {
+      std::lock_guard<std::mutex> lock(g_control_mutex);
+      return monolake::proxy::admin::config_to_json(proxy.config());
+    };
+    auto started_admin = monolake::proxy::admin::AdminServer::start(*proxy.config().admin, hooks);
+    if (!started_admin) {
+      std::fprintf(stderr, "monolake: cannot start: %s: %s\n", proxy.config().source.c_str(),
+                   started_admin.error().message().c_str());
+      return 1;
+    }
+    admin = std::move(*started_admin);
+  }
   print_banner(proxy, options.config_file.empty());
+  if (admin)
+    std::printf("admin: http on %s (/ready, /stats, /config, POST /reload)\n",
+                admin->address().c_str());
+  std::fflush(stdout);
   while (true) {
     int sig = 0;
     if (::sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      reload(proxy, options);
+      (void)reload(proxy, options, "SIGHUP");
       continue;
     }
     if (sig == SIGUSR1) {
@@ -218,7 +251,9 @@ int serve(const Options& options) {
       ML_LOG(kInfo, "SIGUSR1: access log reopened");
       continue;
     }
-    return drain(proxy, signals, sig);
+    const int status = drain(proxy, signals, sig);
+    admin.reset();
+    return status;
   }
 }
 

@@ -357,7 +357,8 @@ class Parser {
   }
 
   void parse_admin(const toml::table& table, AdminConfig& out) {
-    TableReader r(errors_, table, "admin", {"listen"});
+    TableReader r(errors_, table, "admin", {"listen", "allow_remote"});
+    if (auto remote = r.boolean("allow_remote")) out.allow_remote = *remote;
     auto listen = r.string("listen", /*required=*/true);
     if (!listen) return;
     std::string text = *listen;
@@ -368,6 +369,15 @@ class Parser {
       return;
     }
     out.listen = *address;
+    const std::string shown = address->to_string();
+    const bool loopback =
+        address->is_unix() || shown.rfind("127.", 0) == 0 || shown.rfind("[::1]:", 0) == 0;
+    if (!loopback && !out.allow_remote) {
+      errors_.add(r.path_of("listen"),
+                  shown +
+                      " is not a loopback address: the admin API can reload the proxy; set "
+                      "allow_remote = true if that is really wanted");
+    }
   }
 
   void parse_server(const toml::table& table, const std::string& path, ServerConfig& out) {

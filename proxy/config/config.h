@@ -138,6 +138,7 @@ struct ServerConfig {
 // [admin] (reserved: parsed and validated, nothing serves it yet).
 struct AdminConfig {
   transport::SocketAddress listen;
+  bool allow_remote = false;  // a TCP listen address that is not loopback needs this
 };
 
 // [log]: where access lines go. Applied at start and by every reload.

@@ -15,20 +15,30 @@ using mh::h1::ClientConnection;
 
 // --- ConnectionPool -----------------------------------------------------------------------
 
+void ConnectionPool::update_gauge() {
+  if (!stats_) return;
+  const uint64_t shown = stats_->idle_upstream_connections.get();
+  if (idle_total_ > shown) stats_->idle_upstream_connections.add(idle_total_ - shown);
+  if (idle_total_ < shown) stats_->idle_upstream_connections.sub(shown - idle_total_);
+}
+
 std::unique_ptr<ClientConnection> ConnectionPool::take(const std::string& address) {
   auto it = idle_.find(address);
   if (it == idle_.end()) return nullptr;
   const runtime::TimePoint now = runtime::Runtime::current()->now();
   std::vector<Idle>& idle = it->second;
-  while (!idle.empty()) {
+  std::unique_ptr<ClientConnection> found;
+  while (!idle.empty() && !found) {
     Idle candidate = std::move(idle.back());  // the most recently used: warmest, least stale
     idle.pop_back();
+    --idle_total_;
     if (now - candidate.since > options_.idle_timeout) continue;
     if (!candidate.connection->idle_and_healthy()) continue;
     ++reused_;
-    return std::move(candidate.connection);
+    found = std::move(candidate.connection);
   }
-  return nullptr;
+  update_gauge();
+  return found;
 }
 
 void ConnectionPool::give(const std::string& address,
@@ -37,8 +47,11 @@ void ConnectionPool::give(const std::string& address,
   std::vector<Idle>& idle = idle_[address];
   if (idle.size() >= options_.max_idle_per_upstream) {
     idle.erase(idle.begin());  // drop the oldest
+    --idle_total_;
   }
   idle.push_back(Idle{std::move(connection), runtime::Runtime::current()->now()});
+  ++idle_total_;
+  update_gauge();
 }
 
 size_t ConnectionPool::idle_count() const {
@@ -157,6 +170,7 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
             co_await transport::Stream::connect(address, {.timeout = options_.connect_timeout});
         if (!stream) {
           upstreams_->report_failure(index, rt->now());
+          if (stats_) stats_->upstream_connect_errors.add();
           last_error = "connect " + key + ": " + stream.error().to_string();
           ML_LOG(kWarn, "http: upstream {} failed: {}", key, stream.error().to_string());
           break;  // next attempt (another upstream), if retryable
@@ -258,9 +272,13 @@ class LoggedBody final : public mh::Body {
     mh::RequestNotes notes;
     runtime::TimePoint start;
   };
-  LoggedBody(std::unique_ptr<mh::Body> inner, Line line)
-      : inner_(std::move(inner)), line_(std::move(line)) {}
-  ~LoggedBody() override { write_line(); }
+  LoggedBody(std::unique_ptr<mh::Body> inner, Line line,
+             std::shared_ptr<metrics::HttpServerStats> stats)
+      : inner_(std::move(inner)), line_(std::move(line)), stats_(std::move(stats)) {}
+  ~LoggedBody() override {
+    if (stats_) stats_->observe(line_.status, runtime::Runtime::current()->now() - line_.start);
+    write_line();
+  }
 
   Task<Result<IoBuffer>> read() override {
     if (!inner_) co_return IoBuffer();
@@ -293,6 +311,7 @@ class LoggedBody final : public mh::Body {
   }
   std::unique_ptr<mh::Body> inner_;
   Line line_;
+  std::shared_ptr<metrics::HttpServerStats> stats_;
   uint64_t bytes_ = 0;
 };
 
@@ -319,7 +338,7 @@ Task<Result<mh::Response>> AccessLog::call(mh::Request request) {
   }
   line.status = response->head.status;
   line.notes = std::move(notes);
-  response->body = std::make_unique<LoggedBody>(std::move(response->body), std::move(line));
+  response->body = std::make_unique<LoggedBody>(std::move(response->body), std::move(line), stats_);
   co_return response;
 }
 
@@ -350,6 +369,15 @@ Result<std::shared_ptr<HttpService>> HttpFactory::make_from(
   const RouteTable* old = find_route_table(previous.get());
   std::shared_ptr<ConnectionPool> pool =
       old ? old->pool() : std::make_shared<ConnectionPool>(ConnectionPool::Options{});
+  // Counters carry over while the server keeps its name (totals do not reset on reload).
+  std::shared_ptr<metrics::HttpServerStats> stats;
+  if (const auto* log = dynamic_cast<const AccessLog*>(previous.get());
+      log && log->stats() && log->stats()->server == server_.name) {
+    stats = log->stats();
+  } else {
+    stats = metrics::Registry::global().http(server_.name);
+  }
+  pool->set_gauge(stats);
   ForwardOptions options;
   options.connect_timeout = server_.timeout.upstream_connect;
   options.response_timeout = server_.timeout.upstream_read;
@@ -383,11 +411,11 @@ Result<std::shared_ptr<HttpService>> HttpFactory::make_from(
             !route.upstream_tls->sni.empty() ? route.upstream_tls->sni : u.endpoint.uri.host);
       }
     }
-    routes.push_back(std::make_shared<HttpForward>(std::move(set), pool, route_options));
+    routes.push_back(std::make_shared<HttpForward>(std::move(set), pool, route_options, stats));
   }
   std::shared_ptr<HttpService> chain =
       std::make_shared<RouteTable>(std::move(router), std::move(routes), pool);
-  chain = std::make_shared<AccessLog>(server_.name, std::move(chain));
+  chain = std::make_shared<AccessLog>(server_.name, std::move(chain), std::move(stats));
   return chain;
 }
 

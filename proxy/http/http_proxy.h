@@ -26,6 +26,7 @@
 #include "http/h1/client.h"
 #include "proxy/config/config.h"
 #include "proxy/http/router.h"
+#include "proxy/metrics/metrics.h"
 #include "proxy/service/service.h"
 #include "proxy/upstream/balancer.h"
 #include "tls/tls.h"
@@ -50,6 +51,8 @@ class ConnectionPool {
   void give(const std::string& address,
             std::unique_ptr<monolake::http::h1::ClientConnection> connection);
   size_t idle_count() const;
+  // Keeps `gauge` equal to the number of idle connections (for /stats).
+  void set_gauge(std::shared_ptr<metrics::HttpServerStats> stats) { stats_ = std::move(stats); }
   uint64_t created() const { return created_; }
   uint64_t reused() const { return reused_; }
   void count_created() { ++created_; }
@@ -61,7 +64,10 @@ class ConnectionPool {
     runtime::TimePoint since;
   };
   Options options_;
+  void update_gauge();
   std::map<std::string, std::vector<Idle>> idle_;
+  std::shared_ptr<metrics::HttpServerStats> stats_;
+  size_t idle_total_ = 0;
   uint64_t created_ = 0;
   uint64_t reused_ = 0;
 };
@@ -79,8 +85,11 @@ struct ForwardOptions {
 class HttpForward final : public HttpService {
  public:
   HttpForward(std::shared_ptr<UpstreamSet> upstreams, std::shared_ptr<ConnectionPool> pool,
-              ForwardOptions options)
-      : upstreams_(std::move(upstreams)), pool_(std::move(pool)), options_(options) {}
+              ForwardOptions options, std::shared_ptr<metrics::HttpServerStats> stats = nullptr)
+      : upstreams_(std::move(upstreams)),
+        pool_(std::move(pool)),
+        options_(options),
+        stats_(std::move(stats)) {}
   Task<Result<monolake::http::Response>> call(monolake::http::Request request) override;
   const std::shared_ptr<UpstreamSet>& upstreams() const { return upstreams_; }
 
@@ -88,6 +97,7 @@ class HttpForward final : public HttpService {
   std::shared_ptr<UpstreamSet> upstreams_;
   std::shared_ptr<ConnectionPool> pool_;
   ForwardOptions options_;
+  std::shared_ptr<metrics::HttpServerStats> stats_;
 };
 
 class DirectAnswer final : public HttpService {
@@ -117,14 +127,18 @@ class RouteTable final : public HttpService {
 // One info-level line per request when its response has been sent:
 //   http server=NAME client=ADDR method=GET target=/x status=200 bytes=N upstream=ADDR|-
 //   duration_ms=N request_id=ID [error=...]
+// Also counts every response for /stats (status class, duration).
 class AccessLog final : public Layer<monolake::http::Request, monolake::http::Response> {
  public:
-  AccessLog(std::string server_name, std::shared_ptr<Inner> inner)
-      : Layer(std::move(inner)), server_name_(std::move(server_name)) {}
+  AccessLog(std::string server_name, std::shared_ptr<Inner> inner,
+            std::shared_ptr<metrics::HttpServerStats> stats)
+      : Layer(std::move(inner)), server_name_(std::move(server_name)), stats_(std::move(stats)) {}
   Task<Result<monolake::http::Response>> call(monolake::http::Request request) override;
+  const std::shared_ptr<metrics::HttpServerStats>& stats() const { return stats_; }
 
  private:
   std::string server_name_;
+  std::shared_ptr<metrics::HttpServerStats> stats_;
 };
 
 class HttpFactory final : public Factory<HttpService> {

@@ -111,7 +111,19 @@ Task<Result<Outcome>> AccessLog::call(Connection connection) {
   runtime::Runtime* rt = runtime::Runtime::current();
   const runtime::TimePoint start = rt->now();
   const std::string client = access_log_enabled() ? connection.peer.to_string() : "";
+  if (stats_) {
+    stats_->connections.add();
+    stats_->active.add();
+  }
   Result<Outcome> outcome = co_await inner_->call(std::move(connection));
+  if (stats_) {
+    stats_->active.sub();
+    if (outcome) {
+      stats_->bytes_to_upstream.add(outcome->to_upstream);
+      stats_->bytes_to_client.add(outcome->to_client);
+      if (outcome->failed_stage == "connect") stats_->upstream_connect_errors.add();
+    }
+  }
   if (access_log_enabled()) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(rt->now() - start);
     const bool reached = outcome && !outcome->upstream.empty();
@@ -163,7 +175,14 @@ Result<std::shared_ptr<L4Service>> L4Factory::make_from(
   if (server_.timeout.tcp_idle.count() > 0) options.idle_timeout = server_.timeout.tcp_idle;
   std::shared_ptr<L4Service> chain = std::make_shared<TcpForward>(std::move(set), options);
   if (tls_context_) chain = std::make_shared<TlsTerminate>(tls_context_, std::move(chain));
-  chain = std::make_shared<AccessLog>(server_.name, std::move(chain));
+  std::shared_ptr<metrics::L4ServerStats> stats;
+  if (const auto* log = dynamic_cast<const AccessLog*>(previous.get());
+      log && log->stats() && log->stats()->server == server_.name) {
+    stats = log->stats();
+  } else {
+    stats = metrics::Registry::global().l4(server_.name);
+  }
+  chain = std::make_shared<AccessLog>(server_.name, std::move(chain), std::move(stats));
   return chain;
 }
 

@@ -21,6 +21,7 @@
 
 #include "base/error.h"
 #include "proxy/config/config.h"
+#include "proxy/metrics/metrics.h"
 #include "proxy/service/service.h"
 #include "proxy/upstream/balancer.h"
 #include "runtime/timer.h"
@@ -85,14 +86,18 @@ class TlsTerminate final : public Layer<Connection, Outcome> {
 // Writes one info-level line per connection:
 //   l4 server=NAME client=ADDR upstream=ADDR|- to_upstream=N to_client=N duration_ms=N end=WHY
 // where WHY is "closed", or "STAGE: ERROR" ("connect: connection_refused: ...").
+// Also counts connections, bytes and failed connects for /stats.
 class AccessLog final : public Layer<Connection, Outcome> {
  public:
-  AccessLog(std::string server_name, std::shared_ptr<Inner> inner)
-      : Layer(std::move(inner)), server_name_(std::move(server_name)) {}
+  AccessLog(std::string server_name, std::shared_ptr<Inner> inner,
+            std::shared_ptr<metrics::L4ServerStats> stats = nullptr)
+      : Layer(std::move(inner)), server_name_(std::move(server_name)), stats_(std::move(stats)) {}
   Task<Result<Outcome>> call(Connection connection) override;
+  const std::shared_ptr<metrics::L4ServerStats>& stats() const { return stats_; }
 
  private:
   std::string server_name_;
+  std::shared_ptr<metrics::L4ServerStats> stats_;
 };
 
 // Builds the chain of one tcp server for one worker. `tls_context` is the listener's TLS

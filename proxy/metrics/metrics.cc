@@ -1,0 +1,163 @@
+#include "proxy/metrics/metrics.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+namespace monolake::proxy::metrics {
+
+void HttpServerStats::observe(int status, std::chrono::nanoseconds took) {
+  const int cls = status / 100;
+  responses[(cls >= 1 && cls <= 5) ? cls : 0].add();
+  const double seconds = std::chrono::duration<double>(took).count();
+  size_t bucket = 0;
+  while (bucket < kLatencyBuckets.size() && seconds > kLatencyBuckets[bucket]) ++bucket;
+  latency[bucket].add();
+  latency_sum_us.add(
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(took).count()));
+}
+
+Registry& Registry::global() {
+  static Registry* registry = new Registry();  // never destroyed: workers may outlive main()
+  return *registry;
+}
+
+template <class T>
+static std::shared_ptr<T> add_to(std::mutex& mutex, std::vector<std::weak_ptr<T>>& list,
+                                 const std::string& server) {
+  auto stats = std::make_shared<T>();
+  stats->server = server;
+  std::lock_guard<std::mutex> lock(mutex);
+  list.erase(std::remove_if(list.begin(), list.end(), [](const auto& w) { return w.expired(); }),
+             list.end());
+  list.push_back(stats);
+  return stats;
+}
+
+std::shared_ptr<HttpServerStats> Registry::http(const std::string& server) {
+  return add_to(mutex_, http_, server);
+}
+
+std::shared_ptr<L4ServerStats> Registry::l4(const std::string& server) {
+  return add_to(mutex_, l4_, server);
+}
+
+namespace {
+// Label values escaped per the exposition format.
+std::string label(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+}  // namespace
+
+std::string Registry::prometheus_text() {
+  struct HttpSum {
+    std::array<uint64_t, 6> responses{};
+    uint64_t connect_errors = 0;
+    std::array<uint64_t, kLatencyBuckets.size() + 1> latency{};
+    uint64_t sum_us = 0;
+    uint64_t idle = 0;
+  };
+  struct L4Sum {
+    uint64_t connections = 0, active = 0, connect_errors = 0, up = 0, down = 0;
+  };
+  std::map<std::string, HttpSum> http;
+  std::map<std::string, L4Sum> l4;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& weak : http_) {
+      auto s = weak.lock();
+      if (!s) continue;
+      HttpSum& sum = http[s->server];
+      for (size_t i = 0; i < sum.responses.size(); ++i) sum.responses[i] += s->responses[i].get();
+      sum.connect_errors += s->upstream_connect_errors.get();
+      for (size_t i = 0; i < sum.latency.size(); ++i) sum.latency[i] += s->latency[i].get();
+      sum.sum_us += s->latency_sum_us.get();
+      sum.idle += s->idle_upstream_connections.get();
+    }
+    for (const auto& weak : l4_) {
+      auto s = weak.lock();
+      if (!s) continue;
+      L4Sum& sum = l4[s->server];
+      sum.connections += s->connections.get();
+      sum.active += s->active.get();
+      sum.connect_errors += s->upstream_connect_errors.get();
+      sum.up += s->bytes_to_upstream.get();
+      sum.down += s->bytes_to_client.get();
+    }
+  }
+  std::string out;
+  out += "# HELP monolake_http_responses_total HTTP responses sent, by status class.\n";
+  out += "# TYPE monolake_http_responses_total counter\n";
+  static const char* kClass[] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+  for (const auto& [server, s] : http) {
+    for (size_t i = 0; i < s.responses.size(); ++i) {
+      out += fmt::format("monolake_http_responses_total{{server=\"{}\",class=\"{}\"}} {}\n",
+                         label(server), kClass[i], s.responses[i]);
+    }
+  }
+  out += "# HELP monolake_http_upstream_connect_errors_total Failed upstream connects.\n";
+  out += "# TYPE monolake_http_upstream_connect_errors_total counter\n";
+  for (const auto& [server, s] : http) {
+    out += fmt::format("monolake_http_upstream_connect_errors_total{{server=\"{}\"}} {}\n",
+                       label(server), s.connect_errors);
+  }
+  out += "# HELP monolake_http_upstream_idle_connections Pooled idle upstream connections.\n";
+  out += "# TYPE monolake_http_upstream_idle_connections gauge\n";
+  for (const auto& [server, s] : http) {
+    out += fmt::format("monolake_http_upstream_idle_connections{{server=\"{}\"}} {}\n",
+                       label(server), s.idle);
+  }
+  out += "# HELP monolake_http_request_duration_seconds Time from request head to response end.\n";
+  out += "# TYPE monolake_http_request_duration_seconds histogram\n";
+  for (const auto& [server, s] : http) {
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < s.latency.size(); ++i) {
+      cumulative += s.latency[i];
+      const std::string le =
+          i < kLatencyBuckets.size() ? fmt::format("{}", kLatencyBuckets[i]) : std::string("+Inf");
+      out += fmt::format(
+          "monolake_http_request_duration_seconds_bucket{{server=\"{}\",le=\"{}\"}} {}\n",
+          label(server), le, cumulative);
+    }
+    out += fmt::format("monolake_http_request_duration_seconds_sum{{server=\"{}\"}} {}\n",
+                       label(server), static_cast<double>(s.sum_us) / 1e6);
+    out += fmt::format("monolake_http_request_duration_seconds_count{{server=\"{}\"}} {}\n",
+                       label(server), cumulative);
+  }
+  out += "# HELP monolake_l4_connections_total Client connections accepted by tcp servers.\n";
+  out += "# TYPE monolake_l4_connections_total counter\n";
+  for (const auto& [server, s] : l4) {
+    out += fmt::format("monolake_l4_connections_total{{server=\"{}\"}} {}\n", label(server),
+                       s.connections);
+  }
+  out += "# TYPE monolake_l4_active_connections gauge\n";
+  for (const auto& [server, s] : l4) {
+    out += fmt::format("monolake_l4_active_connections{{server=\"{}\"}} {}\n", label(server),
+                       s.active);
+  }
+  out += "# TYPE monolake_l4_upstream_connect_errors_total counter\n";
+  for (const auto& [server, s] : l4) {
+    out += fmt::format("monolake_l4_upstream_connect_errors_total{{server=\"{}\"}} {}\n",
+                       label(server), s.connect_errors);
+  }
+  out += "# TYPE monolake_l4_bytes_total counter\n";
+  for (const auto& [server, s] : l4) {
+    out += fmt::format("monolake_l4_bytes_total{{server=\"{}\",direction=\"to_upstream\"}} {}\n",
+                       label(server), s.up);
+    out += fmt::format("monolake_l4_bytes_total{{server=\"{}\",direction=\"to_client\"}} {}\n",
+                       label(server), s.down);
+  }
+  return out;
+}
+
+}  // namespace monolake::proxy::metrics

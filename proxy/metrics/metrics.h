@@ -1,0 +1,73 @@
+// Counters for /stats, cheap on the data path: each worker writes its own counter objects
+// (single writer, relaxed load + store, no locked instruction), and the admin thread sums them
+// when scraped. Counter objects register in a process-wide registry and stay listed while a
+// chain holds them (a reload carries them over, so totals do not reset).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace monolake::proxy::metrics {
+
+// A counter written by one thread and read by others.
+class Counter {
+ public:
+  void add(uint64_t n = 1) {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void sub(uint64_t n = 1) {
+    value_.store(value_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+  }
+  uint64_t get() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+// Request duration buckets (upper bounds, seconds), Prometheus style; the last is +Inf.
+inline constexpr std::array<double, 9> kLatencyBuckets = {0.001, 0.005, 0.01, 0.05, 0.1,
+                                                          0.5,   1.0,   5.0,  30.0};
+
+// One HTTP server's counters on one worker.
+struct HttpServerStats {
+  std::string server;
+  std::array<Counter, 6> responses;  // by status class: [1] = 1xx ... [5] = 5xx, [0] other
+  Counter upstream_connect_errors;
+  std::array<Counter, kLatencyBuckets.size() + 1> latency;  // last: +Inf
+  Counter latency_sum_us;
+  Counter idle_upstream_connections;  // gauge: the worker's pool
+
+  void observe(int status, std::chrono::nanoseconds took);
+};
+
+// One tcp server's counters on one worker.
+struct L4ServerStats {
+  std::string server;
+  Counter connections;
+  Counter active;
+  Counter upstream_connect_errors;
+  Counter bytes_to_upstream;
+  Counter bytes_to_client;
+};
+
+class Registry {
+ public:
+  static Registry& global();
+  std::shared_ptr<HttpServerStats> http(const std::string& server);
+  std::shared_ptr<L4ServerStats> l4(const std::string& server);
+  // Prometheus text exposition of everything alive, summed over workers.
+  std::string prometheus_text();
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::weak_ptr<HttpServerStats>> http_;
+  std::vector<std::weak_ptr<L4ServerStats>> l4_;
+};
+
+}  // namespace monolake::proxy::metrics

@@ -1,0 +1,120 @@
+"""The admin API of a running monolake: /ready, /stats, /config, POST /reload (good and bad
+config), Unix socket mode 0600, TCP admin refused on a non-loopback address.
+
+Usage: proxy_admin_test.py MONOLAKE
+"""
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import shutil
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import proxytest as pt  # noqa: E402
+
+MONOLAKE = os.path.abspath(sys.argv[1])
+
+
+def admin_request(path, method="GET", unix=None, port=None):
+    if unix:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        s.connect(unix)
+    else:
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with s:
+        s.sendall(("%s %s HTTP/1.1\r\nHost: admin\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+                   % (method, path)).encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body.decode()
+
+
+def config(port, body, admin):
+    return """[admin]
+listen = "%s"
+[runtime]
+worker_threads = 2
+[servers.web]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:%d" }
+[[servers.web.routes]]
+path = "/{*rest}"
+return = { status = 200, body = "%s" }
+""" % (admin, port, body)
+
+
+def get(port, path="/x"):
+    out = subprocess.run(["curl", "-s", "--max-time", "5", "http://127.0.0.1:%d%s" % (port, path)],
+                         capture_output=True, text=True, timeout=10)
+    return out.stdout
+
+
+def test_admin_over_unix_socket():
+    short = tempfile.mkdtemp(prefix="ml-", dir="/tmp")  # unix paths are limited to 107 bytes
+    try:
+        port = pt.free_port()
+        ml = pt.Monolake(MONOLAKE, config(port, "one", "unix:admin.sock"), short)
+        ml.wait_ready()
+        sock = os.path.join(short, "admin.sock")
+        assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
+        assert admin_request("/ready", unix=sock) == (200, "ready\n")
+        assert get(port) == "one"
+        assert get(port) == "one"
+        status, stats = admin_request("/stats", unix=sock)
+        assert status == 200
+        assert 'monolake_http_responses_total{server="web",class="2xx"} 2' in stats, stats
+        assert 'monolake_http_request_duration_seconds_count{server="web"} 2' in stats, stats
+        status, body = admin_request("/config", unix=sock)
+        parsed = json.loads(body)
+        assert parsed["servers"]["web"]["routes"][0]["return"]["body"] == "one", parsed
+        # A good reload through the API.
+        ml.write_config(config(port, "two", "unix:admin.sock"))
+        assert admin_request("/reload", method="POST", unix=sock) == (200, '{"ok": true}\n')
+        assert get(port) == "two"
+        # Counters survive the reload.
+        status, stats = admin_request("/stats", unix=sock)
+        assert 'class="2xx"} 3' in stats, stats
+        # A bad one: 409 with the reason, the running config stays.
+        ml.write_config(config(port, "three", "unix:admin.sock") + "bogus = 1\n")
+        status, body = admin_request("/reload", method="POST", unix=sock)
+        assert status == 409, (status, body)
+        answer = json.loads(body)
+        assert answer["ok"] is False and "bogus: unknown key" in answer["error"], answer
+        assert get(port) == "two"
+        assert admin_request("/reload", method="GET", unix=sock)[0] == 405
+        assert admin_request("/nope", unix=sock)[0] == 404
+        assert ml.stop() == 0
+        assert not os.path.exists(sock)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+
+
+def test_tcp_admin_must_be_loopback():
+    d = pt.tmpdir()
+    path = os.path.join(d, "remote.toml")
+    with open(path, "w") as f:
+        f.write(config(pt.free_port(), "x", "0.0.0.0:%d" % pt.free_port()))
+    out = subprocess.run([MONOLAKE, "--check", "-c", path], capture_output=True, text=True,
+                         timeout=20)
+    assert out.returncode == 1 and "admin.listen: " in out.stderr and "allow_remote" in out.stderr, out
+    # On loopback TCP it serves.
+    admin_port, port = pt.free_port(), pt.free_port()
+    ml = pt.Monolake(MONOLAKE, config(port, "tcp", "127.0.0.1:%d" % admin_port), d,
+                     name="monolake-tcp-admin")
+    ml.wait_ready()
+    assert admin_request("/ready", port=admin_port) == (200, "ready\n")
+    assert ml.stop() == 0
+
+
+if __name__ == "__main__":
+    pt.main([(name, fn) for name, fn in list(globals().items()) if name.startswith("test_")])
