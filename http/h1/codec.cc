@@ -22,35 +22,46 @@ std::string_view trim_ows(std::string_view v) {
 }
 
 // Where the head ends, scanning from `scanned` (bytes before it were checked already).
-// kDone: `end` is one past the blank line. kError: `error` says why.
+// kDone: `end` is one past the blank line. kError: `error` says why and `error_pos` is the index
+// of the byte that decided it.
+//
+// Errors are found in byte order, and each limit is applied at the byte that exceeds it, so the
+// verdict depends only on the bytes, never on how they were split between calls: a head too
+// long with a bad byte past the limit is 414/431 whether it arrives whole or in pieces.
 struct HeadScan {
   ParseStatus status = ParseStatus::kNeedMore;
   size_t end = 0;
-  size_t first_line_end = std::string_view::npos;  // index of the first CR
+  size_t error_pos = 0;
   ParseError error;
 };
 
 HeadScan scan_head(std::string_view in, size_t& scanned, const Limits& limits, bool request) {
   HeadScan r;
+  auto fail = [&](size_t pos, int status, const char* reason) {
+    r.status = ParseStatus::kError;
+    r.error_pos = pos;
+    r.error = {status, reason};
+    scanned = 0;
+    return r;
+  };
+  // The start line ends at the first CR; for a request it may be at most max_request_line long.
+  const bool line_too_long =
+      request && in.size() > limits.max_request_line &&
+      in.substr(0, limits.max_request_line + 1).find('\r') == std::string_view::npos;
   size_t i = scanned;
   for (; i < in.size(); ++i) {
+    if (line_too_long && i >= limits.max_request_line) {
+      return fail(i, 414, "request line too long");
+    }
+    if (i >= limits.max_head_bytes) return fail(i, 431, "head too large");
     const unsigned char c = static_cast<unsigned char>(in[i]);
     if (c == '\r') {
-      if (r.first_line_end == std::string_view::npos) r.first_line_end = i;
       if (i + 1 == in.size()) break;  // need the next byte to judge this CR
-      if (in[i + 1] != '\n') {
-        r.status = ParseStatus::kError;
-        r.error = {400, "bare CR in head"};
-        return r;
-      }
+      if (in[i + 1] != '\n') return fail(i + 1, 400, "bare CR in head");
       continue;
     }
     if (c == '\n') {
-      if (i == 0 || in[i - 1] != '\r') {
-        r.status = ParseStatus::kError;
-        r.error = {400, "bare LF in head"};
-        return r;
-      }
+      if (i == 0 || in[i - 1] != '\r') return fail(i, 400, "bare LF in head");
       if (i >= 3 && in[i - 2] == '\n' && in[i - 3] == '\r') {
         r.status = ParseStatus::kDone;
         r.end = i + 1;
@@ -59,27 +70,9 @@ HeadScan scan_head(std::string_view in, size_t& scanned, const Limits& limits, b
       }
       continue;
     }
-    if (c == 0) {
-      r.status = ParseStatus::kError;
-      r.error = {400, "NUL in head"};
-      return r;
-    }
+    if (c == 0) return fail(i, 400, "NUL in head");
   }
   scanned = i;
-  // Not complete yet: enforce the limits on what has arrived.
-  if (r.first_line_end == std::string_view::npos) {
-    // The first line may have been seen in an earlier call; recompute cheaply.
-    const size_t cr = in.find('\r');
-    r.first_line_end = cr;
-  }
-  const size_t line = r.first_line_end == std::string_view::npos ? in.size() : r.first_line_end;
-  if (request && line > limits.max_request_line) {
-    r.status = ParseStatus::kError;
-    r.error = {414, "request line too long"};
-  } else if (in.size() > limits.max_head_bytes) {
-    r.status = ParseStatus::kError;
-    r.error = {431, "head too large"};
-  }
   return r;
 }
 
@@ -147,12 +140,16 @@ bool parse_content_length(std::string_view v, uint64_t& out) {
 }
 
 // Transfer-Encoding: only "chunked" (once, last) is supported.
-enum class TeVerdict { kAbsent, kChunked, kUnsupported, kNotFinalChunked };
+// chunked twice is malformed (RFC 9112 6.1), not an unimplemented coding.
+enum class TeVerdict { kAbsent, kChunked, kUnsupported, kNotFinalChunked, kChunkedTwice };
 TeVerdict transfer_encoding(const HeaderMap& headers) {
   if (!headers.has("transfer-encoding")) return TeVerdict::kAbsent;
   std::vector<std::string_view> codings;
   headers.for_each_token("transfer-encoding", [&](std::string_view t) { codings.push_back(t); });
   if (codings.empty() || !iequals(codings.back(), "chunked")) return TeVerdict::kNotFinalChunked;
+  for (size_t i = 0; i + 1 < codings.size(); ++i) {
+    if (iequals(codings[i], "chunked")) return TeVerdict::kChunkedTwice;
+  }
   if (codings.size() != 1) return TeVerdict::kUnsupported;
   return TeVerdict::kChunked;
 }
@@ -220,6 +217,60 @@ bool llhttp_agrees(std::string_view head, size_t version_pos, bool rewrite, llht
   return LlhttpCheck::agrees(copy, type);
 }
 
+// The parts of a request line, once checked.
+struct RequestLine {
+  std::string_view method;
+  std::string_view target;
+  size_t version_pos = 0;  // where "HTTP/" starts
+  int minor = 0;
+};
+
+// method SP request-target SP HTTP-version (single spaces), and a target form the method allows.
+// Depends on the line alone, so it is judged as soon as the line is complete.
+bool check_request_line(std::string_view line, RequestLine& out, ParseError& error) {
+  auto fail = [&](int status, const char* reason) {
+    error = {status, reason};
+    return false;
+  };
+  const size_t sp1 = line.find(' ');
+  if (sp1 == std::string_view::npos || sp1 == 0) return fail(400, "bad request line");
+  const std::string_view method = line.substr(0, sp1);
+  for (unsigned char c : method) {
+    if (!is_tchar(c)) return fail(400, "bad method");
+  }
+  const size_t sp2 = line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos) return fail(400, "HTTP/0.9 or missing version");
+  const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  const std::string_view version = line.substr(sp2 + 1);
+  if (target.empty()) return fail(400, "empty target");
+  for (unsigned char c : target) {
+    if (c < 0x21 || c > 0x7e) return fail(400, "control or non-ASCII byte in the target");
+  }
+  int major = 0, minor = 0;
+  if (!parse_version(version, major, minor)) return fail(400, "malformed version");
+  if (major != 1) return fail(505, "unsupported major version");
+
+  // Target forms (RFC 9112 3.2): origin-form, absolute-form (http/https, no userinfo),
+  // asterisk-form for OPTIONS. authority-form is CONNECT's, which a proxy here does not do.
+  if (method == "CONNECT") return fail(501, "CONNECT is not supported");
+  if (target == "*") {
+    if (method != "OPTIONS") return fail(400, "'*' target without OPTIONS");
+  } else if (target.front() != '/') {
+    const size_t scheme_end = target.find("://");
+    const std::string_view scheme = target.substr(0, scheme_end);
+    if (scheme_end == std::string_view::npos ||
+        !(iequals(scheme, "http") || iequals(scheme, "https"))) {
+      return fail(400, "bad request target");
+    }
+    const std::string_view rest = target.substr(scheme_end + 3);
+    if (!valid_authority(rest.substr(0, rest.find_first_of("/?")))) {
+      return fail(400, "bad authority in the target");
+    }
+  }
+  out = {method, target, sp2 + 1, minor};
+  return true;
+}
+
 }  // namespace
 
 // --- RequestParser ----------------------------------------------------------------------------
@@ -238,66 +289,39 @@ ParseStatus RequestParser::parse(std::string_view input, size_t& consumed, Reque
   }
   std::string_view in = input.substr(skip);
   if (scanned_ > in.size()) scanned_ = 0;
-  HeadScan scan = scan_head(in, scanned_, limits_, /*request=*/true);
+  const HeadScan scan = scan_head(in, scanned_, limits_, /*request=*/true);
+
+  // The request line is judged as soon as its CRLF has arrived, before any later byte: an
+  // HTTP/0.9 line, a bad target or version gets its answer without waiting for a blank line
+  // that may never come. A scan error inside the line (NUL, bare LF, 414) comes first.
+  const size_t cr = in.substr(0, std::min(in.size(), limits_.max_request_line + 1)).find('\r');
+  const bool line_complete =
+      cr != std::string_view::npos && cr + 1 < in.size() && in[cr + 1] == '\n';
+  RequestLine line;
+  if (line_complete && (scan.status != ParseStatus::kError || scan.error_pos > cr + 1)) {
+    if (!check_request_line(in.substr(0, cr), line, error_)) {
+      scanned_ = 0;
+      return ParseStatus::kError;
+    }
+  }
   if (scan.status == ParseStatus::kError) return fail(scan.error.status, scan.error.reason);
   if (scan.status == ParseStatus::kNeedMore) return ParseStatus::kNeedMore;
-  std::string_view text = in.substr(0, scan.end);
-  const size_t line_end = text.find("\r\n");
-  if (line_end > limits_.max_request_line) return fail(414, "request line too long");
-  if (scan.end > limits_.max_head_bytes) return fail(431, "head too large");
-  std::string_view line = text.substr(0, line_end);
+  const std::string_view text = in.substr(0, scan.end);
 
-  // method SP request-target SP HTTP-version, single spaces.
-  const size_t sp1 = line.find(' ');
-  if (sp1 == std::string_view::npos || sp1 == 0) return fail(400, "bad request line");
-  std::string_view method = line.substr(0, sp1);
-  for (unsigned char c : method) {
-    if (!is_tchar(c)) return fail(400, "bad method");
-  }
-  const size_t sp2 = line.find(' ', sp1 + 1);
-  if (sp2 == std::string_view::npos) return fail(400, "HTTP/0.9 or missing version");
-  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  std::string_view version = line.substr(sp2 + 1);
-  if (target.empty()) return fail(400, "empty target");
-  for (unsigned char c : target) {
-    if (c < 0x21 || c > 0x7e) return fail(400, "control or non-ASCII byte in the target");
-  }
-  int major = 0, minor = 0;
-  if (!parse_version(version, major, minor)) return fail(400, "malformed version");
-  if (major != 1) return fail(505, "unsupported major version");
-
-  head.method.assign(method);
-  head.target.assign(target);
-  head.version = minor == 0 ? Version::kHttp10 : Version::kHttp11;
+  head.method.assign(line.method);
+  head.target.assign(line.target);
+  head.version = line.minor == 0 ? Version::kHttp10 : Version::kHttp11;
   head.headers.clear();
-  if (!parse_fields(text.substr(line_end + 2), limits_, head.headers, error_)) {
+  if (!parse_fields(text.substr(cr + 2), limits_, head.headers, error_)) {
     scanned_ = 0;
     return ParseStatus::kError;
   }
 
-  // Target form and Host.
-  if (method == "CONNECT") return fail(501, "CONNECT is not supported");
-  const bool origin_form = target.front() == '/';
-  const bool asterisk = target == "*";
-  bool absolute = false;
-  if (!origin_form && !asterisk) {
-    const size_t scheme_end = target.find("://");
-    std::string_view scheme = target.substr(0, scheme_end);
-    if (scheme_end == std::string_view::npos || !(iequals(scheme, "http") || iequals(scheme, "https"))) {
-      return fail(400, "bad request target");
-    }
-    std::string_view rest = target.substr(scheme_end + 3);
-    if (!valid_authority(rest.substr(0, rest.find_first_of("/?")))) {
-      return fail(400, "bad authority in the target");
-    }
-    absolute = true;
-  }
-  if (asterisk && method != "OPTIONS") return fail(400, "'*' target without OPTIONS");
+  // Host (RFC 9112 3.2): exactly one in HTTP/1.1, at most one before; a valid authority.
   const size_t hosts = head.headers.count("host");
   if (hosts > 1) return fail(400, "more than one Host");
   if (hosts == 0 && head.version == Version::kHttp11) return fail(400, "missing Host");
   if (hosts == 1 && !valid_authority(*head.headers.get("host"))) return fail(400, "invalid Host");
-  (void)absolute;
 
   // Body framing (RFC 9112 6.3).
   const TeVerdict te = transfer_encoding(head.headers);
@@ -305,7 +329,10 @@ ParseStatus RequestParser::parse(std::string_view input, size_t& consumed, Reque
   if (te != TeVerdict::kAbsent) {
     if (lengths > 0) return fail(400, "both Content-Length and Transfer-Encoding");
     if (head.version == Version::kHttp10) return fail(400, "Transfer-Encoding in HTTP/1.0");
-    if (te == TeVerdict::kNotFinalChunked) return fail(400, "Transfer-Encoding not ending in chunked");
+    if (te == TeVerdict::kNotFinalChunked) {
+      return fail(400, "Transfer-Encoding not ending in chunked");
+    }
+    if (te == TeVerdict::kChunkedTwice) return fail(400, "chunked applied more than once");
     if (te == TeVerdict::kUnsupported) return fail(501, "unsupported transfer coding");
     framing = {BodyFraming::Kind::kChunked, 0};
   } else if (lengths > 0) {
@@ -320,7 +347,7 @@ ParseStatus RequestParser::parse(std::string_view input, size_t& consumed, Reque
     framing = {};
   }
 
-  if (!llhttp_agrees(text, sp2 + 1, minor > 1, HTTP_REQUEST)) {
+  if (!llhttp_agrees(text, line.version_pos, line.minor > 1, HTTP_REQUEST)) {
     return fail(400, "rejected by llhttp");
   }
   consumed = skip + scan.end;
@@ -352,7 +379,8 @@ ParseStatus ResponseParser::parse(std::string_view input, size_t& consumed,
     return fail("upstream: malformed status line");
   }
   const int status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
-  if (status < 100) return fail("upstream: bad status code");
+  // RFC 9110 15: codes outside 100..599 are invalid (a client treats them as a server error).
+  if (status < 100 || status > 599) return fail("upstream: bad status code");
   std::string_view reason = line.size() > 13 ? line.substr(13) : std::string_view();
   for (unsigned char c : reason) {
     if (!is_field_byte(c)) return fail("upstream: bad reason phrase");
@@ -378,7 +406,7 @@ ParseStatus ResponseParser::parse(std::string_view input, size_t& consumed,
   if (te != TeVerdict::kAbsent && head.version == Version::kHttp10) {
     return fail("upstream: Transfer-Encoding in HTTP/1.0");
   }
-  if (te == TeVerdict::kNotFinalChunked || te == TeVerdict::kUnsupported) {
+  if (te != TeVerdict::kAbsent && te != TeVerdict::kChunked) {
     return fail("upstream: unsupported Transfer-Encoding");
   }
   if (status < 200 || status == 204 || status == 304 || request_method == "HEAD") {
@@ -391,11 +419,63 @@ ParseStatus ResponseParser::parse(std::string_view input, size_t& consumed,
   } else {
     framing = {BodyFraming::Kind::kUntilClose, 0};
   }
-  if (!llhttp_agrees(text, 5, minor > 1, HTTP_RESPONSE)) return fail("upstream: rejected by llhttp");
+  // The version is at the start of a status line.
+  if (!llhttp_agrees(text, 0, minor > 1, HTTP_RESPONSE)) {
+    return fail("upstream: rejected by llhttp");
+  }
   consumed = scan.end;
   scanned_ = 0;
   return ParseStatus::kDone;
 }
+
+namespace {
+
+// chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ) (RFC 9112 7.1.1),
+// with a value a token or a quoted-string; whitespace after the last one is tolerated. `ext` is
+// everything between the chunk size and the CR, already free of CTLs other than HTAB.
+bool valid_chunk_extensions(std::string_view ext) {
+  size_t i = 0;
+  auto skip_ows = [&] {
+    while (i < ext.size() && is_ows(static_cast<unsigned char>(ext[i]))) ++i;
+  };
+  auto token = [&] {
+    const size_t start = i;
+    while (i < ext.size() && is_tchar(static_cast<unsigned char>(ext[i]))) ++i;
+    return i > start;
+  };
+  auto quoted_string = [&] {
+    ++i;  // the opening quote
+    while (i < ext.size()) {
+      const unsigned char c = static_cast<unsigned char>(ext[i++]);
+      if (c == '"') return true;
+      if (c == '\\') {
+        if (i == ext.size()) return false;
+        ++i;  // quoted-pair: any HTAB, SP, VCHAR or obs-text
+      }
+    }
+    return false;  // unterminated
+  };
+  for (;;) {
+    skip_ows();
+    if (i == ext.size()) return true;
+    if (ext[i] != ';') return false;
+    ++i;
+    skip_ows();
+    if (!token()) return false;
+    skip_ows();
+    if (i < ext.size() && ext[i] == '=') {
+      ++i;
+      skip_ows();
+      if (i < ext.size() && ext[i] == '"') {
+        if (!quoted_string()) return false;
+      } else if (!token()) {
+        return false;
+      }
+    }
+  }
+}
+
+}  // namespace
 
 // --- ChunkedDecoder ---------------------------------------------------------------------------
 
@@ -418,20 +498,28 @@ ParseStatus ChunkedDecoder::step(unsigned char c) {
         return ParseStatus::kNeedMore;
       }
       if (c == ';' || is_ows(c)) {
+        // The extensions are collected and checked as a whole at their CR.
+        if (++trailer_bytes_ > limits_.max_head_bytes) return fail("chunk extensions too long");
         state_ = State::kExtension;
-        in_quotes_ = false;
+        line_.assign(1, static_cast<char>(c));
         return ParseStatus::kNeedMore;
       }
       return fail("junk after chunk size");
     case State::kExtension:
-      // chunk-ext: name[=value] pairs, values may be quoted strings; no CTLs (a bare CR, LF
-      // or NUL included) outside the final CRLF.
-      if (c == '"') in_quotes_ = !in_quotes_;
-      if (c == '\r' && !in_quotes_) {
+      // No CTL (a bare CR, LF or NUL included) anywhere in the extensions: the first CR ends
+      // them, and is then judged against the grammar.
+      if (c == '\r') {
+        const bool valid = valid_chunk_extensions(line_);
+        line_.clear();
+        if (!valid) return fail("bad chunk extension");
         state_ = State::kSizeLf;
         return ParseStatus::kNeedMore;
       }
       if (!is_field_byte(c)) return fail("control character in a chunk extension");
+      // Extensions count against the same budget as trailers (max_head_bytes per body): they
+      // carry no payload, so nothing else would bound them (cf. Node's CVE-2024-22019).
+      if (++trailer_bytes_ > limits_.max_head_bytes) return fail("chunk extensions too long");
+      line_.push_back(static_cast<char>(c));
       return ParseStatus::kNeedMore;
     case State::kSizeLf:
       if (c != '\n') return fail("bare CR after chunk size");
