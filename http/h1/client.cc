@@ -62,7 +62,9 @@ Task<Result<void>> ClientConnection::write_request(const RequestHead& head, Body
     } else if (chunked) {
       write_last_chunk(body->trailers(), out);
     }
-    if (!out.empty() && (end || out.size() >= 16 * 1024 || !chunked)) {
+    // Each piece as it comes (the first with the head): a chunked upload sent piece by piece
+    // must not wait in the proxy for more.
+    if (!out.empty()) {
       auto [sent, rest] = co_await stream_->write_all(std::move(out));
       if (!sent) co_return std::move(sent).error();
       out = IoBuffer();

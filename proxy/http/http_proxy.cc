@@ -125,10 +125,16 @@ void prepare_upstream_head(mh::Request& request) {
     head.headers.add("X-Request-Id", id);
   }
   if (request.notes) request.notes->request_id = std::move(id);
-  if (head.version == mh::Version::kHttp10 && !head.headers.has("host")) {
-    // An HTTP/1.0 client may omit Host; the HTTP/1.1 request to the upstream needs one.
-    head.headers.add("Host", "");
-  }
+  // An HTTP/1.0 client may omit Host; HttpForward::call names the upstream then.
+}
+
+// The Host of a request that came without one (HTTP/1.0): the upstream's authority, as nginx's
+// proxy_pass sends. An empty Host is refused by many servers (nginx answers 400).
+std::string upstream_authority(const transport::SocketAddress& address,
+                               const std::string& server_name) {
+  if (!server_name.empty()) return server_name;
+  if (address.is_unix()) return "localhost";
+  return address.to_string();
 }
 
 mh::Response error_response(mh::Request& request, int status, const std::string& why) {
@@ -148,6 +154,7 @@ bool stale_connection_error(const Error& e) {
 
 Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
   prepare_upstream_head(request);
+  const bool host_missing = !request.head.headers.has("host");
   runtime::Runtime* rt = runtime::Runtime::current();
   const bool retryable = mh::is_idempotent(request.head.method) && !request.body;
   const size_t attempts = retryable ? std::min<size_t>(upstreams_->size(), 3) : 1;
@@ -160,6 +167,7 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
     const std::string key =
         options_.tls ? "tls:" + server_name + "@" + address.to_string() : address.to_string();
     if (request.notes) request.notes->upstream = key;
+    if (host_missing) request.head.headers.set("Host", upstream_authority(address, server_name));
 
     bool stale_retry_left = true;  // one retry when a pooled connection turns out dead
     while (true) {
