@@ -48,8 +48,10 @@ def port_open(port, host="127.0.0.1"):
 class Process:
     """A child process with its stdout and stderr in files."""
 
-    def __init__(self, argv, name, directory, env=None):
+    def __init__(self, argv, name, directory, env=None, graceful_signal=None):
         self.name = name
+        # Sent first by stop_all() (then SIGKILL after 5 s) to a process with children of its own.
+        self.graceful_signal = graceful_signal
         self.out_path = os.path.join(directory, name + ".out")
         self.err_path = os.path.join(directory, name + ".err")
         self._out = open(self.out_path, "wb")
@@ -95,6 +97,13 @@ def stop_all():
     for p in reversed(_started):
         if p.running():
             try:
+                if p.graceful_signal is not None:
+                    os.kill(p.pid, p.graceful_signal)
+                    try:
+                        p.popen.wait(timeout=5)
+                        continue
+                    except subprocess.TimeoutExpired:
+                        pass
                 p.popen.kill()
                 p.popen.wait(timeout=5)
             except Exception:  # best effort at exit
@@ -173,8 +182,10 @@ http {
     with open(path, "w") as f:
         f.write(conf)
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    # SIGKILL would stop the master only and leave its worker serving the port, orphaned; its
+    # fast shutdown (SIGTERM) stops the worker too.
     return Process([binary, "-c", path, "-p", conf_dir, "-e", conf_dir + "/error.log"], name,
-                   directory)
+                   directory, graceful_signal=signal.SIGTERM)
 
 
 class EchoServer:
