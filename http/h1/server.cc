@@ -31,31 +31,6 @@ struct PhaseTimer {
   }
 };
 
-}  // namespace
-
-// Registers a connection as waiting for a request for as long as it lives.
-struct IdleWait {
-  IdleConnections* idle;
-  runtime::CancelState* cancel;
-  IdleWait(IdleConnections* i, runtime::CancelState* c) : idle(i), cancel(c) {
-    if (idle) idle->waiting_.insert(cancel);
-  }
-  ~IdleWait() {
-    if (idle) idle->waiting_.erase(cancel);
-  }
-  IdleWait(const IdleWait&) = delete;
-  IdleWait& operator=(const IdleWait&) = delete;
-};
-
-void IdleConnections::drain() {
-  draining_ = true;
-  std::unordered_set<runtime::CancelState*> waiting = std::move(waiting_);
-  waiting_.clear();
-  for (runtime::CancelState* cancel : waiting) cancel->cancel();
-}
-
-namespace {
-
 // The request body being received, kept by the connection (not by the Body object), so the
 // connection can drain what the handler left unread.
 struct BodyState {
@@ -270,30 +245,12 @@ Task<ServeStats> serve_loop(Conn& c, const ConnectionInfo& info, const Handler& 
     size_t consumed = 0;
     bool idle_phase = c.in.empty();
     if (stats.requests > 0 && c.options.keepalive_timeout.count() == 0) break;
-    // An idle keep-alive connection may be closed by a drain; a new one gets its first request
-    // served (its bytes may be on their way).
-    const bool drainable = idle_phase && stats.requests > 0 && c.options.idle;
-    if (drainable && c.options.idle->draining()) {
-      stats.ended = "drain";
-      co_return stats;
-    }
     c.timer.arm(idle_phase ? (stats.requests > 0 ? c.options.keepalive_timeout
                                                  : c.options.read_header_timeout)
                            : c.options.read_header_timeout);
     ParseStatus status = parser.parse(c.in.view(), consumed, head, framing);
     while (status == ParseStatus::kNeedMore) {
-      Result<size_t> n = 0;
-      {
-        // While nothing of the next request has arrived, a drain may close the connection.
-        IdleWait wait(drainable && idle_phase ? c.options.idle : nullptr, c.timer.cancel);
-        n = co_await c.stream.read_some(c.in);
-      }
-      if (drainable && idle_phase && c.timer.cancel->cancelled() && !c.timer.fired) {
-        // Drained (what may have arrived meanwhile is dropped, as on any idle close).
-        c.timer.disarm();
-        stats.ended = "drain";
-        co_return stats;
-      }
+      Result<size_t> n = co_await c.stream.read_some(c.in);
       if (!n || *n == 0) {
         c.timer.disarm();
         if (c.timer.fired) {

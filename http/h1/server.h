@@ -16,30 +16,13 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <unordered_set>
 
 #include "http/exchange.h"
 #include "http/h1/codec.h"
-#include "runtime/cancel.h"
 #include "runtime/task.h"
 #include "transport/byte_stream.h"
 
 namespace monolake::http::h1 {
-
-// The keep-alive connections of one thread that wait, idle, for their next request. drain()
-// closes them at once, and any that becomes idle afterwards closes instead of waiting: a
-// graceful shutdown need not wait for keep-alive timeouts. (A new connection still gets its
-// first request served.) Single-threaded, like the connections; it must outlive them.
-class IdleConnections {
- public:
-  void drain();
-  bool draining() const { return draining_; }
-
- private:
-  friend struct IdleWait;
-  bool draining_ = false;
-  std::unordered_set<runtime::CancelState*> waiting_;
-};
 
 struct ServerOptions {
   Limits limits;
@@ -54,8 +37,6 @@ struct ServerOptions {
   // Checked before each response: once true, the response says Connection: close and the
   // connection ends after it (graceful drain).
   const bool* draining = nullptr;
-  // Optional: idle connections register here so a drain can close them (see IdleConnections).
-  IdleConnections* idle = nullptr;
 };
 
 using Handler = std::function<runtime::Task<Response>(Request)>;
@@ -63,7 +44,7 @@ using Handler = std::function<runtime::Task<Response>(Request)>;
 struct ServeStats {
   uint64_t requests = 0;
   // Why the connection ended: "closed" (the client), "keepalive timeout", "header timeout",
-  // "body timeout", "bad request", "write failed", "close requested", "drain"...
+  // "body timeout", "bad request", "write failed", "close requested"...
   const char* ended = "closed";
 };
 

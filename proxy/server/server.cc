@@ -221,8 +221,7 @@ struct WorkerState {
   };
   Slot<ServiceSet> slot;
   std::map<std::string, std::shared_ptr<Accepting>> accepting;  // by listener address
-  bool draining = false;                     // HTTP connections end after their current response
-  monolake::http::h1::IdleConnections idle;  // HTTP connections waiting for a request
+  bool draining = false;  // HTTP connections end after their current response
 
   void stop_accepting(const std::string& address) {
     auto it = accepting.find(address);
@@ -281,7 +280,6 @@ Task<void> serve_http_connection(transport::Stream stream, transport::SocketAddr
   info.peer = std::move(peer);
   monolake::http::h1::ServerOptions options = entry.h1;  // this connection's copy
   options.draining = &worker->draining;
-  options.idle = &worker->idle;
   std::shared_ptr<const tls::ServerContext> tls_context = entry.tls;
   monolake::http::h1::Handler handler =
       [worker, key](monolake::http::Request request) -> Task<monolake::http::Response> {
@@ -550,7 +548,6 @@ void Proxy::stop_accepting() {
   std::function<bool(size_t)> stop = [this](size_t i) {
     WorkerState& worker = *worker_states_[i];
     worker.draining = true;
-    worker.idle.drain();  // idle keep-alive connections close now, not at their timeout
     while (!worker.accepting.empty()) worker.stop_accepting(worker.accepting.begin()->first);
     return true;
   };
