@@ -62,7 +62,7 @@ void IoBuffer::commit(size_t n) {
   tail_ += n;
 }
 
-void IoBuffer::append(std::string_view bytes) {
+void IoBuffer::append_slow(std::string_view bytes) {
   if (bytes.empty()) return;
   reserve(bytes.size());
   std::memcpy(write_ptr(), bytes.data(), bytes.size());

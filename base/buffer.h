@@ -49,7 +49,14 @@ class IoBuffer {
   // Marks `n` bytes after the write position as readable (after a read into write_ptr()).
   void commit(size_t n);
 
-  void append(std::string_view bytes);
+  void append(std::string_view bytes) {
+    if (bytes.size() <= writable_size() && !bytes.empty()) {  // the common case, inline
+      std::memcpy(write_ptr(), bytes.data(), bytes.size());
+      tail_ += bytes.size();
+      return;
+    }
+    append_slow(bytes);
+  }
   void append(const void* bytes, size_t n) { append({static_cast<const char*>(bytes), n}); }
 
   // Drops `n` readable bytes from the front.
@@ -60,6 +67,7 @@ class IoBuffer {
   void release();
 
  private:
+  void append_slow(std::string_view bytes);
   std::unique_ptr<char[]> data_;
   size_t capacity_ = 0;
   size_t head_ = 0;

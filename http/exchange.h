@@ -16,6 +16,8 @@ namespace monolake::http {
 // The client connection a request came on (for X-Forwarded-*, routing and logs).
 struct ConnectionInfo {
   transport::SocketAddress peer;
+  std::string peer_text;  // peer.to_string(), made once per connection
+  std::string client_ip;  // the peer's address without the port ("unix" for Unix sockets)
   bool tls = false;
   std::string server_name;  // SNI, with TLS
 };

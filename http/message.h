@@ -7,6 +7,7 @@
 // not copied, along the proxy.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -18,8 +19,33 @@ namespace monolake::http {
 enum class Version : uint8_t { kHttp10, kHttp11, kHttp2 };
 std::string_view version_name(Version version);  // "HTTP/1.0", "HTTP/1.1", "HTTP/2"
 
+namespace detail {
+// Byte tables: lower-case ASCII, and RFC 9110 token characters.
+inline constexpr std::array<unsigned char, 256> kLower = [] {
+  std::array<unsigned char, 256> t{};
+  for (int c = 0; c < 256; ++c) t[c] = (c >= 'A' && c <= 'Z') ? c + 32 : c;
+  return t;
+}();
+inline constexpr std::array<bool, 256> kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 32] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+}  // namespace detail
+
 // ASCII case-insensitive equality (field names, tokens).
-bool iequals(std::string_view a, std::string_view b);
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (detail::kLower[static_cast<unsigned char>(a[i])] !=
+        detail::kLower[static_cast<unsigned char>(b[i])]) {
+      return false;
+    }
+  }
+  return true;
+}
 
 class HeaderMap {
  public:
@@ -33,6 +59,17 @@ class HeaderMap {
   void set(std::string_view name, std::string_view value);
   // Removes every field named `name`; returns how many.
   size_t remove(std::string_view name);
+  // Removes every field for which pred(field) is true, in one pass.
+  template <class Pred>
+  void remove_if(Pred&& pred) {
+    size_t out = 0;
+    for (size_t i = 0; i < fields_.size(); ++i) {
+      if (pred(fields_[i])) continue;
+      if (out != i) fields_[out] = std::move(fields_[i]);
+      ++out;
+    }
+    fields_.resize(out);
+  }
 
   std::optional<std::string_view> get(std::string_view name) const;
   std::vector<std::string_view> get_all(std::string_view name) const;
@@ -101,6 +138,6 @@ std::string_view reason_phrase(int status);
 bool is_idempotent(std::string_view method);
 
 // RFC 9110 token characters (field names, methods).
-bool is_tchar(unsigned char c);
+inline bool is_tchar(unsigned char c) { return detail::kTchar[c]; }
 
 }  // namespace monolake::http

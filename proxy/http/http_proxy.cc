@@ -62,18 +62,42 @@ size_t ConnectionPool::idle_count() const {
 
 // --- request preparation --------------------------------------------------------------------
 
+namespace {
+// Hop-by-hop field names (RFC 9110 7.6.1, plus the Proxy-* and Keep-Alive fields), by one
+// case-insensitive look per field.
+bool always_hop_by_hop(std::string_view name) {
+  switch (name.size()) {
+    case 2:
+      return mh::iequals(name, "te");
+    case 7:
+      return mh::iequals(name, "trailer") || mh::iequals(name, "upgrade");
+    case 10:
+      return mh::iequals(name, "connection") || mh::iequals(name, "keep-alive");
+    case 16:
+      return mh::iequals(name, "proxy-connection");
+    case 17:
+      return mh::iequals(name, "transfer-encoding");
+    case 18:
+      return mh::iequals(name, "proxy-authenticate");
+    case 19:
+      return mh::iequals(name, "proxy-authorization");
+    default:
+      return false;
+  }
+}
+}  // namespace
+
 void remove_hop_by_hop(mh::HeaderMap& headers) {
+  // Fields a Connection field names (other than the usual close / keep-alive tokens).
   std::vector<std::string> named;
   headers.for_each_token("connection", [&](std::string_view t) {
     // Never let Connection remove what routing and framing rely on.
-    if (!mh::iequals(t, "host")) named.emplace_back(t);
+    if (!mh::iequals(t, "close") && !mh::iequals(t, "keep-alive") && !mh::iequals(t, "host")) {
+      named.emplace_back(t);
+    }
   });
   for (const std::string& name : named) headers.remove(name);
-  for (std::string_view name :
-       {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
-        "upgrade", "proxy-authorization", "proxy-authenticate"}) {
-    headers.remove(name);
-  }
+  headers.remove_if([](const mh::HeaderMap::Field& f) { return always_hop_by_hop(f.name); });
 }
 
 namespace {
@@ -93,12 +117,9 @@ std::string new_request_id() {
 }
 
 // The client's address without the port, for X-Forwarded-For.
-std::string client_ip(const mh::ConnectionInfo* info) {
-  if (!info || !info->peer.valid()) return "unknown";
-  std::string text = info->peer.to_string();
-  if (info->peer.is_unix()) return "unix";
-  if (text.front() == '[') return text.substr(1, text.find(']') - 1);
-  return text.substr(0, text.rfind(':'));
+std::string_view client_ip(const mh::ConnectionInfo* info) {
+  if (!info || info->client_ip.empty()) return "unknown";
+  return info->client_ip;
 }
 
 // Turns the client's request head into the upstream's: origin-form target, no hop-by-hop or
@@ -249,6 +270,18 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
   co_return error_response(request, 502, last_error);
 }
 
+const std::string& HttpForward::pool_key(size_t index) {
+  if (keys_.empty()) {
+    // Pooled connections are told apart by address and, with TLS, by the name they verified.
+    for (size_t i = 0; i < upstreams_->size(); ++i) {
+      const std::string address = upstreams_->at(i).address.to_string();
+      keys_.push_back(options_.tls ? "tls:" + options_.server_names.at(i) + "@" + address
+                                   : address);
+    }
+  }
+  return keys_[index];
+}
+
 // --- DirectAnswer, RouteTable ---------------------------------------------------------------
 
 Task<Result<mh::Response>> DirectAnswer::call(mh::Request request) {
@@ -334,7 +367,9 @@ Task<Result<mh::Response>> AccessLog::call(mh::Request request) {
   LoggedBody::Line line;
   line.start = runtime::Runtime::current()->now();
   line.server = server_name_;
-  line.client = request.connection ? request.connection->peer.to_string() : "-";
+  if (access_log_enabled()) {
+    line.client = request.connection ? request.connection->peer_text : "-";
+  }
   line.method = request.head.method;
   line.target = printable_target(request.head.target);
   mh::RequestNotes notes;

@@ -94,7 +94,11 @@ class HttpForward final : public HttpService {
   const std::shared_ptr<UpstreamSet>& upstreams() const { return upstreams_; }
 
  private:
+  // The pool key of upstream `index` (address text, and the TLS name), made once.
+  const std::string& pool_key(size_t index);
+
   std::shared_ptr<UpstreamSet> upstreams_;
+  std::vector<std::string> keys_;
   std::shared_ptr<ConnectionPool> pool_;
   ForwardOptions options_;
   std::shared_ptr<metrics::HttpServerStats> stats_;

@@ -278,6 +278,14 @@ Task<void> serve_http_connection(transport::Stream stream, transport::SocketAddr
   } release{shared.get()};
   monolake::http::ConnectionInfo info;
   info.peer = std::move(peer);
+  info.peer_text = info.peer.to_string();
+  if (info.peer.is_unix()) {
+    info.client_ip = "unix";
+  } else if (!info.peer_text.empty() && info.peer_text.front() == '[') {
+    info.client_ip = info.peer_text.substr(1, info.peer_text.find(']') - 1);
+  } else {
+    info.client_ip = info.peer_text.substr(0, info.peer_text.rfind(':'));
+  }
   monolake::http::h1::ServerOptions options = entry.h1;  // this connection's copy
   options.draining = &worker->draining;
   std::shared_ptr<const tls::ServerContext> tls_context = entry.tls;

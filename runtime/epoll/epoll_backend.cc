@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
@@ -98,7 +99,10 @@ class EpollBackend final : public Backend {
   void on_ready(WaitList& list, uint32_t events);
   void finish(IoOp& op);
 
+  int wait_for_events(epoll_event* events, int max, const timespec* timeout);
+
   int epfd_ = -1;
+  bool have_pwait2_ = true;
   int wake_fd_ = -1;
   std::vector<FdState> fds_;
   size_t in_flight_ = 0;
@@ -255,6 +259,23 @@ void EpollBackend::on_ready(WaitList& list, uint32_t events) {
   }
 }
 
+// epoll_pwait2 (Linux 5.11) takes a nanosecond timeout; older kernels (and valgrind) answer
+// ENOSYS, and then epoll_wait with the timeout rounded up to whole milliseconds is used, so a
+// timer never fires early and the loop never spins.
+int EpollBackend::wait_for_events(epoll_event* events, int max, const timespec* timeout) {
+  if (have_pwait2_) {
+    const int n = ::epoll_pwait2(epfd_, events, max, timeout, nullptr);
+    if (n >= 0 || errno != ENOSYS) return n;
+    have_pwait2_ = false;
+  }
+  int ms = -1;
+  if (timeout) {
+    const int64_t ns = int64_t{timeout->tv_sec} * 1'000'000'000 + timeout->tv_nsec;
+    ms = static_cast<int>(std::min<int64_t>((ns + 999'999) / 1'000'000, INT32_MAX));
+  }
+  return ::epoll_wait(epfd_, events, max, ms);
+}
+
 void EpollBackend::poll(std::optional<std::chrono::nanoseconds> timeout) {
   epoll_event events[kMaxEvents];
   timespec ts{};
@@ -264,7 +285,7 @@ void EpollBackend::poll(std::optional<std::chrono::nanoseconds> timeout) {
     ts.tv_nsec = timeout->count() % 1'000'000'000;
     tsp = &ts;
   }
-  const int n = ::epoll_pwait2(epfd_, events, kMaxEvents, tsp, nullptr);
+  const int n = wait_for_events(events, kMaxEvents, tsp);
   for (int i = 0; i < n; ++i) {
     const int fd = events[i].data.fd;
     const uint32_t ev = events[i].events;
