@@ -184,9 +184,7 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
     const size_t index = upstreams_->pick(rt->now());
     const transport::SocketAddress& address = upstreams_->at(index).address;
     const std::string& server_name = options_.tls ? options_.server_names.at(index) : std::string();
-    // Pooled connections are told apart by address and, with TLS, by the name they verified.
-    const std::string key =
-        options_.tls ? "tls:" + server_name + "@" + address.to_string() : address.to_string();
+    const std::string& key = pool_key(index);
     if (request.notes) request.notes->upstream = key;
     if (host_missing) request.head.headers.set("Host", upstream_authority(address, server_name));
 
