@@ -36,6 +36,10 @@ Task<Result<void>> ClientConnection::write_request(const RequestHead& head, Body
     }
   }
   IoBuffer out;
+  // A small body goes out with the head in one write: room for both at once.
+  if (framing.kind == BodyFraming::Kind::kLength && framing.length <= 64 * 1024) {
+    out.reserve(framing.length + 1024);
+  }
   write_request_head(head, framing, out);
   if (!body) {
     auto [sent, rest] = co_await stream_->write_all(std::move(out));
@@ -77,12 +81,6 @@ Task<Result<void>> ClientConnection::write_request(const RequestHead& head, Body
   co_return ok();
 }
 
-namespace {
-Task<Result<size_t>> read_more(transport::ByteStream& stream, IoBuffer& in) {
-  co_return co_await stream.read_some(in);
-}
-}  // namespace
-
 Task<Result<ResponseHead>> ClientConnection::read_response(std::string_view method,
                                                            std::chrono::nanoseconds timeout) {
   const runtime::TimePoint deadline = runtime::Runtime::current()->now() + timeout;
@@ -95,7 +93,7 @@ Task<Result<ResponseHead>> ClientConnection::read_response(std::string_view meth
       if (left <= std::chrono::nanoseconds(0)) {
         co_return Error(ErrorCode::kTimeout, "upstream response timeout");
       }
-      Result<size_t> n = co_await runtime::with_timeout(read_more(*stream_, in_), left);
+      Result<size_t> n = co_await runtime::with_timeout(stream_->read_some(in_), left);
       if (!n) co_return std::move(n).error();
       if (*n == 0) {
         co_return Error(ErrorCode::kConnectionReset, in_.empty()
@@ -187,7 +185,7 @@ class ResponseBody final : public Body {
         }
         if (!piece.empty() || ended_) co_return piece;
       }
-      Result<size_t> n = co_await runtime::with_timeout(read_more(*c.stream_, c.in_), timeout_);
+      Result<size_t> n = co_await runtime::with_timeout(c.stream_->read_some(c.in_), timeout_);
       if (!n) {
         finish(false);
         co_return std::move(n).error();

@@ -629,7 +629,7 @@ size_t head_size(const HeaderMap& headers) {
 }  // namespace
 
 void write_request_head(const RequestHead& head, const BodyFraming& framing, IoBuffer& out) {
-  out.reserve(out.size() + head_size(head.headers) + head.method.size() + head.target.size());
+  out.reserve(head_size(head.headers) + head.method.size() + head.target.size());
   out.append(head.method);
   out.append(" ");
   out.append(head.target);
@@ -638,7 +638,7 @@ void write_request_head(const RequestHead& head, const BodyFraming& framing, IoB
 }
 
 void write_response_head(const ResponseHead& head, const BodyFraming& framing, IoBuffer& out) {
-  out.reserve(out.size() + head_size(head.headers) + head.reason.size());
+  out.reserve(head_size(head.headers) + head.reason.size());
   out.append("HTTP/1.1 ");
   char code[3] = {static_cast<char>('0' + head.status / 100 % 10),
                   static_cast<char>('0' + head.status / 10 % 10),

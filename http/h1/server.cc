@@ -153,6 +153,10 @@ Task<Result<bool>> write_response(Conn& c, Response& response, const RequestHead
     head.headers.add("Connection", "keep-alive");
   }
   IoBuffer out;
+  // A small body goes out with the head in one write: room for both at once.
+  if (framing.kind == BodyFraming::Kind::kLength && framing.length <= 64 * 1024) {
+    out.reserve(framing.length + 1024);
+  }
   write_response_head(head, framing, out);
   if (bodiless || !response.body) {
     auto [sent, rest] = co_await c.stream.write_all(std::move(out));

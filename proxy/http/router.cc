@@ -61,20 +61,28 @@ Result<PathPattern> PathPattern::parse(std::string_view pattern) {
 }
 
 std::optional<std::vector<uint8_t>> PathPattern::match(std::string_view path) const {
-  std::vector<std::string_view> parts = split_segments(path);
+  // Walks the path's segments in place (no split): this runs for every request.
+  if (!path.empty() && path.front() == '/') path.remove_prefix(1);
   std::vector<uint8_t> rank;
   rank.reserve(segments_.size());
+  bool more = true;  // a segment (possibly empty) is left in `path`
   for (size_t i = 0; i < segments_.size(); ++i) {
     const Segment& s = segments_[i];
     if (s.kind == Segment::Kind::kCatchAll) {
       // The rest of the path, at least one byte (matchit: "/static/{*rest}" does not match
       // "/static/").
-      if (i >= parts.size() || (i + 1 == parts.size() && parts[i].empty())) return std::nullopt;
+      if (!more || path.empty()) return std::nullopt;
       rank.push_back(0);
       return rank;
     }
-    if (i >= parts.size()) return std::nullopt;
-    std::string_view part = parts[i];
+    if (!more) return std::nullopt;
+    const size_t slash = path.find('/');
+    const std::string_view part = path.substr(0, slash);
+    if (slash == std::string_view::npos) {
+      more = false;
+    } else {
+      path.remove_prefix(slash + 1);
+    }
     if (s.kind == Segment::Kind::kStatic) {
       if (part != s.prefix) return std::nullopt;
       rank.push_back(2);
@@ -85,7 +93,7 @@ std::optional<std::vector<uint8_t>> PathPattern::match(std::string_view path) co
       rank.push_back(1);
     }
   }
-  if (parts.size() != segments_.size()) return std::nullopt;
+  if (more) return std::nullopt;  // the path has more segments than the pattern
   return rank;
 }
 
