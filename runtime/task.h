@@ -28,8 +28,18 @@ class Task;
 
 namespace detail {
 
+// Coroutine frames come and go for every awaited operation (a proxied request makes a dozen),
+// so they are recycled per thread by size class instead of going through malloc each time.
+// A frame freed on another thread joins that thread's lists; each list keeps at most
+// kFrameCacheDepth frames.
+void* allocate_frame(size_t size);
+void free_frame(void* frame, size_t size) noexcept;
+
 class PromiseBase {
  public:
+  static void* operator new(size_t size) { return allocate_frame(size); }
+  static void operator delete(void* frame, size_t size) noexcept { free_frame(frame, size); }
+
   std::suspend_always initial_suspend() noexcept { return {}; }
 
   struct FinalAwaiter {
