@@ -657,6 +657,42 @@ def test_upstream_connections_reused():
     ng.stop()
 
 
+def test_route_rewrites_and_trusted_proxies():
+    # Host and path-prefix rewrites, request/response fields added and removed per route;
+    # X-Forwarded-For appended to only for a trusted proxy (127.0.0.1 here), else replaced.
+    def handler(request):
+        return 200, [("X-Internal", "secret"), ("X-Resp", "ok")], b"ok"
+
+    up = http_upstream(handler=handler)
+    port = pt.free_port()
+    api = "\n".join([route("/api/{*rest}", [up.port]), 'host_rewrite = "backend.internal"',
+                     'strip_prefix = "/api"', 'add_prefix = "/v2/"',
+                     'request_headers = { add = { X-Env = "prod" }, remove = ["x-debug"] }',
+                     'response_headers = { add = { X-Served-By = "monolake" }, '
+                     'remove = ["x-internal"] }'])
+    text = config(server("web", port, [api, route("/{*rest}", [up.port])]))
+    text = text.replace('proxy_type = "http"', 'proxy_type = "http"\ntrusted_proxies = ["127.0.0.0/8"]')
+    start(text)
+    with connect(port) as s:
+        reader = Reader(s)
+        s.sendall(b"GET /api/users/7?x=1 HTTP/1.1\r\nHost: front.test\r\nX-Debug: 1\r\n"
+                  b"X-Forwarded-For: 10.1.2.3\r\n\r\n")
+        resp = read_response(reader)
+        assert resp.status == 200, resp.raw_head
+        assert resp.get("x-served-by") == "monolake" and resp.get("x-internal") is None, resp.raw_head
+        assert resp.get("x-resp") == "ok", resp.raw_head
+        s.sendall(b"GET /other HTTP/1.1\r\nHost: front.test\r\n\r\n")
+        resp = read_response(reader)
+        assert resp.status == 200 and resp.get("x-internal") == "secret", resp.raw_head
+    first, second = up.requests[0], up.requests[1]
+    assert first.target == "/v2/users/7?x=1", first.target
+    assert first.get("host") == "backend.internal", first.headers
+    assert first.get("x-env") == "prod" and first.get("x-debug") is None, first.headers
+    assert first.get("x-forwarded-for") == "10.1.2.3, 127.0.0.1", first.headers
+    assert second.target == "/other" and second.get("host") == "front.test", second.headers
+    assert second.get("x-forwarded-for") == "127.0.0.1", second.headers
+
+
 def test_forwarded_fields_and_hop_by_hop():
     def handler(request):
         return 200, [("Connection", "X-Secret-Hop"), ("X-Secret-Hop", "1"),

@@ -1,9 +1,11 @@
 #include "proxy/config/config.h"
 
+#include <netinet/in.h>
 #include <sched.h>
 
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -130,6 +132,28 @@ bool valid_header_value(std::string_view value) {
     if (c == 0x7f) return false;
   }
   return true;
+}
+
+// "10.0.0.0/8", "::1/128", or a bare address (all its bits).
+std::optional<Cidr> parse_cidr(std::string_view text) {
+  const size_t slash = text.find('/');
+  std::string ip(text.substr(0, slash));
+  const bool v6 = ip.find(':') != std::string::npos;
+  auto address = transport::SocketAddress::parse(v6 ? "[" + ip + "]:0" : ip + ":0");
+  if (!address) return std::nullopt;
+  Cidr cidr;
+  cidr.network = *address;
+  cidr.prefix = v6 ? 128 : 32;
+  if (slash != std::string_view::npos) {
+    std::string_view bits = text.substr(slash + 1);
+    int n = -1;
+    auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), n);
+    if (ec != std::errc() || end != bits.data() + bits.size() || n < 0 || n > cidr.prefix) {
+      return std::nullopt;
+    }
+    cidr.prefix = n;
+  }
+  return cidr;
 }
 
 std::string quoted_list(std::initializer_list<std::string_view> names) {
@@ -381,9 +405,22 @@ class Parser {
   }
 
   void parse_server(const toml::table& table, const std::string& path, ServerConfig& out) {
-    TableReader r(
-        errors_, table, path,
-        {"name", "proxy_type", "listener", "tls", "timeout", "max_connections", "routes", "route"});
+    TableReader r(errors_, table, path,
+                  {"name", "proxy_type", "listener", "tls", "timeout", "max_connections", "routes",
+                   "route", "trusted_proxies"});
+    if (const toml::array* trusted = r.array("trusted_proxies")) {
+      for (size_t i = 0; i < trusted->size(); ++i) {
+        const auto* text = trusted->get(i)->as_string();
+        std::string item_path = element(r.path_of("trusted_proxies"), i);
+        if (!text) {
+          errors_.add(item_path, wrong_type(toml::node_type::string, *trusted->get(i)));
+        } else if (auto cidr = parse_cidr(text->get())) {
+          out.trusted_proxies.push_back(*cidr);
+        } else {
+          errors_.add(item_path, "'" + text->get() + "' is not an address or CIDR block");
+        }
+      }
+    }
     out.name = out.key;
     if (auto name = r.string("name")) {
       if (name->empty()) {
@@ -623,8 +660,40 @@ class Parser {
   bool parse_route(const toml::table& table, const std::string& path, ProxyType proxy_type,
                    RouteConfig& out) {
     size_t errors_before = errors_.size();
-    TableReader r(errors_, table, path,
-                  {"path", "upstreams", "load_balancer", "host", "return", "upstream_tls"});
+    TableReader r(
+        errors_, table, path,
+        {"path", "upstreams", "load_balancer", "host", "return", "upstream_tls", "host_rewrite",
+         "strip_prefix", "add_prefix", "request_headers", "response_headers"});
+    if (proxy_type == ProxyType::kHttp) {
+      if (auto host = r.string("host_rewrite")) {
+        if (!valid_header_value(*host) || host->empty()) {
+          fail(r.path_of("host_rewrite"), "not a valid Host value");
+        } else {
+          out.host_rewrite = *host;
+        }
+      }
+      for (const char* key : {"strip_prefix", "add_prefix"}) {
+        if (auto prefix = r.string(key)) {
+          if (prefix->empty() || prefix->front() != '/' ||
+              prefix->find_first_of(" ?#") != std::string::npos) {
+            fail(r.path_of(key), "a path prefix starts with '/' and has no space, '?' or '#'");
+          } else {
+            (std::string_view(key) == "strip_prefix" ? out.strip_prefix : out.add_prefix) = *prefix;
+          }
+        }
+      }
+      if (const toml::table* t = r.table("request_headers")) {
+        parse_header_rewrite(*t, r.path_of("request_headers"), out.request_headers);
+      }
+      if (const toml::table* t = r.table("response_headers")) {
+        parse_header_rewrite(*t, r.path_of("response_headers"), out.response_headers);
+      }
+    } else {
+      for (const char* key :
+           {"host_rewrite", "strip_prefix", "add_prefix", "request_headers", "response_headers"}) {
+        if (r.has(key)) fail(r.path_of(key), "only http routes rewrite requests");
+      }
+    }
     if (const toml::table* upstream_tls = r.table("upstream_tls")) {
       if (proxy_type != ProxyType::kHttp) {
         fail(r.path_of("upstream_tls"), "only http routes have upstream_tls");
@@ -711,6 +780,33 @@ class Parser {
            "verify is on but there is no name to verify: give \"sni\" (or use https:// endpoints)");
     }
     return errors_.size() == errors_before && !out.upstreams.empty();
+  }
+
+  void parse_header_rewrite(const toml::table& table, const std::string& path, HeaderRewrite& out) {
+    TableReader r(errors_, table, path, {"add", "remove"});
+    if (const toml::table* add = r.table("add")) {
+      for (auto&& [key, node] : *add) {
+        std::string field_path = child(r.path_of("add"), key.str());
+        const auto* value = node.as_string();
+        if (!value) {
+          errors_.add(field_path, wrong_type(toml::node_type::string, node));
+        } else if (!valid_header_name(key.str()) || !valid_header_value(value->get())) {
+          errors_.add(field_path, "not a valid header field");
+        } else {
+          out.add.emplace_back(std::string(key.str()), value->get());
+        }
+      }
+    }
+    if (const toml::array* remove = r.array("remove")) {
+      for (size_t i = 0; i < remove->size(); ++i) {
+        const auto* name = remove->get(i)->as_string();
+        if (!name || !valid_header_name(name->get())) {
+          errors_.add(element(r.path_of("remove"), i), "expected a header field name");
+        } else {
+          out.remove.push_back(name->get());
+        }
+      }
+    }
   }
 
   bool parse_direct_response(const toml::table& table, const std::string& path,
@@ -1051,6 +1147,29 @@ Result<void> check_files(const Config& config) {
     return Error(ErrorCode::kNotFound, error.message());
   }
   return ok();
+}
+
+bool Cidr::contains(const transport::SocketAddress& address) const {
+  if (address.family() != network.family()) return false;
+  const unsigned char* a = nullptr;
+  const unsigned char* b = nullptr;
+  if (address.family() == AF_INET) {
+    a = reinterpret_cast<const unsigned char*>(
+        &reinterpret_cast<const sockaddr_in*>(address.data())->sin_addr);
+    b = reinterpret_cast<const unsigned char*>(
+        &reinterpret_cast<const sockaddr_in*>(network.data())->sin_addr);
+  } else if (address.family() == AF_INET6) {
+    a = reinterpret_cast<const sockaddr_in6*>(address.data())->sin6_addr.s6_addr;
+    b = reinterpret_cast<const sockaddr_in6*>(network.data())->sin6_addr.s6_addr;
+  } else {
+    return false;
+  }
+  int bits = prefix;
+  for (int byte = 0; bits > 0; ++byte, bits -= 8) {
+    const unsigned char mask = bits >= 8 ? 0xff : static_cast<unsigned char>(0xff << (8 - bits));
+    if ((a[byte] & mask) != (b[byte] & mask)) return false;
+  }
+  return true;
 }
 
 }  // namespace monolake::proxy::config

@@ -109,6 +109,20 @@ struct DirectResponse {
   std::vector<std::pair<std::string, std::string>> headers;  // in the file's order
 };
 
+// request_headers / response_headers = { add = { name = "value" }, remove = ["name"] }.
+struct HeaderRewrite {
+  std::vector<std::pair<std::string, std::string>> add;  // set: replaces fields of that name
+  std::vector<std::string> remove;
+  bool empty() const { return add.empty() && remove.empty(); }
+};
+
+// A CIDR block ("10.0.0.0/8", "::1/128") for trusted_proxies.
+struct Cidr {
+  transport::SocketAddress network;  // port 0
+  int prefix = 0;
+  bool contains(const transport::SocketAddress& address) const;
+};
+
 struct RouteConfig {
   // http: the Host this route serves: exact ("api.example.com") or "*.example.com" (any
   // subdomain); empty = any host. Compared without the port, case-insensitively.
@@ -121,6 +135,13 @@ struct RouteConfig {
   std::vector<Upstream> upstreams;  // at least one, unless `direct`
   // http: TLS towards the upstreams (set for https:// endpoints, or by `upstream_tls`).
   std::optional<UpstreamTlsConfig> upstream_tls;
+  // http rewrites towards the upstream: Host, a path prefix swapped, fields added or removed
+  // (and fields of the response).
+  std::string host_rewrite;  // empty: the client's Host is kept
+  std::string strip_prefix;  // removed from the front of the path when present
+  std::string add_prefix;    // put in front of the path (after strip_prefix)
+  HeaderRewrite request_headers;
+  HeaderRewrite response_headers;
   LoadBalancer load_balancer = LoadBalancer::kRoundRobin;
 };
 
@@ -132,6 +153,8 @@ struct ServerConfig {
   std::optional<TlsConfig> tls;
   TimeoutConfig timeout;
   size_t max_connections = 10000;
+  // http: clients whose X-Forwarded-For is believed (appended to); others' is replaced.
+  std::vector<Cidr> trusted_proxies;
   std::vector<RouteConfig> routes;  // at least one; tcp and thrift servers have exactly one
 };
 

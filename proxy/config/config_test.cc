@@ -750,4 +750,56 @@ upstreams = [{ endpoint = { type = "socket", value = "10.0.0.1:80" } }]
       << bad.error().message();
 }
 
+TEST(ConfigTest, RewritesAndTrustedProxies) {
+  Result<Config> config = parse_config(R"(
+[servers.s]
+listener = { type = "socket", value = "127.0.0.1:8080" }
+trusted_proxies = ["10.0.0.0/8", "::1", "192.168.1.7/32"]
+[[servers.s.routes]]
+path = "/api/{*rest}"
+host_rewrite = "api.internal"
+strip_prefix = "/api"
+add_prefix = "/v2"
+request_headers = { add = { X-A = "1" }, remove = ["x-b"] }
+response_headers = { remove = ["server"] }
+upstreams = [{ endpoint = { type = "socket", value = "10.0.0.1:80" } }]
+)",
+                                       "t.toml", "");
+  ASSERT_TRUE(config) << config.error().message();
+  const ServerConfig& s = config->servers[0];
+  ASSERT_EQ(s.trusted_proxies.size(), 3u);
+  auto addr = [](const char* text) { return transport::SocketAddress::parse(text).value(); };
+  EXPECT_TRUE(s.trusted_proxies[0].contains(addr("10.200.3.4:1")));
+  EXPECT_FALSE(s.trusted_proxies[0].contains(addr("11.0.0.1:1")));
+  EXPECT_TRUE(s.trusted_proxies[1].contains(addr("[::1]:5")));
+  EXPECT_FALSE(s.trusted_proxies[1].contains(addr("127.0.0.1:5")));
+  EXPECT_TRUE(s.trusted_proxies[2].contains(addr("192.168.1.7:9")));
+  EXPECT_FALSE(s.trusted_proxies[2].contains(addr("192.168.1.8:9")));
+  const RouteConfig& r = s.routes[0];
+  EXPECT_EQ(r.host_rewrite, "api.internal");
+  EXPECT_EQ(r.strip_prefix, "/api");
+  EXPECT_EQ(r.add_prefix, "/v2");
+  ASSERT_EQ(r.request_headers.add.size(), 1u);
+  EXPECT_EQ(r.request_headers.remove, (std::vector<std::string>{"x-b"}));
+  EXPECT_EQ(r.response_headers.remove, (std::vector<std::string>{"server"}));
+
+  Result<Config> bad = parse_config(R"(
+[servers.s]
+listener = { type = "socket", value = "127.0.0.1:8080" }
+trusted_proxies = ["10.0.0.0/33", "nope"]
+[[servers.s.routes]]
+path = "/"
+strip_prefix = "api"
+request_headers = { add = { "bad name" = "1" } }
+upstreams = [{ endpoint = { type = "socket", value = "10.0.0.1:80" } }]
+)",
+                                    "t.toml", "");
+  ASSERT_FALSE(bad);
+  const std::string& m = bad.error().message();
+  EXPECT_NE(m.find("servers.s.trusted_proxies[0]"), std::string::npos) << m;
+  EXPECT_NE(m.find("servers.s.trusted_proxies[1]"), std::string::npos) << m;
+  EXPECT_NE(m.find("servers.s.routes[0].strip_prefix"), std::string::npos) << m;
+  EXPECT_NE(m.find("servers.s.routes[0].request_headers.add"), std::string::npos) << m;
+}
+
 }  // namespace monolake::proxy::config

@@ -124,7 +124,39 @@ std::string_view client_ip(const mh::ConnectionInfo* info) {
 
 // Turns the client's request head into the upstream's: origin-form target, no hop-by-hop or
 // framing fields (the writer frames from the body), X-Forwarded-*, X-Request-Id.
-void prepare_upstream_head(mh::Request& request) {
+bool trusted(const ForwardOptions& options, const mh::ConnectionInfo* info) {
+  if (!info || options.trusted_proxies.empty()) return false;
+  for (const config::Cidr& cidr : options.trusted_proxies) {
+    if (cidr.contains(info->peer)) return true;
+  }
+  return false;
+}
+
+// The route's path rewrite: strip_prefix (on a segment boundary), then add_prefix.
+void rewrite_path(const ForwardOptions& options, std::string& target) {
+  if (target.empty() || target.front() != '/') return;
+  if (!options.strip_prefix.empty() && target.rfind(options.strip_prefix, 0) == 0) {
+    const size_t n = options.strip_prefix.size();
+    const bool boundary = target.size() == n || target[n] == '/' || target[n] == '?' ||
+                          options.strip_prefix.back() == '/';
+    if (boundary) {
+      target.erase(0, n);
+      if (target.empty() || target.front() != '/') target.insert(0, "/");
+    }
+  }
+  if (!options.add_prefix.empty()) {
+    std::string_view prefix = options.add_prefix;
+    if (prefix.back() == '/') prefix.remove_suffix(1);
+    target.insert(0, prefix);
+  }
+}
+
+void apply_header_rewrite(const config::HeaderRewrite& rewrite, mh::HeaderMap& headers) {
+  for (const std::string& name : rewrite.remove) headers.remove(name);
+  for (const auto& [name, value] : rewrite.add) headers.set(name, value);
+}
+
+void prepare_upstream_head(const ForwardOptions& options, mh::Request& request) {
   mh::RequestHead& head = request.head;
   if (!head.target.empty() && head.target.front() != '/' && head.target != "*") {
     std::string authority(head.authority());
@@ -134,8 +166,14 @@ void prepare_upstream_head(mh::Request& request) {
   }
   remove_hop_by_hop(head.headers);
   head.headers.remove("content-length");
-  // No trusted proxies are configured: what the client claims is replaced, not appended to.
-  head.headers.set("X-Forwarded-For", client_ip(request.connection));
+  // A trusted proxy's X-Forwarded-For is appended to; anyone else's claim is replaced.
+  std::optional<std::string_view> forwarded = head.headers.get("x-forwarded-for");
+  if (forwarded && !forwarded->empty() && trusted(options, request.connection)) {
+    head.headers.set("X-Forwarded-For",
+                     std::string(*forwarded) + ", " + std::string(client_ip(request.connection)));
+  } else {
+    head.headers.set("X-Forwarded-For", client_ip(request.connection));
+  }
   head.headers.set("X-Forwarded-Proto",
                    request.connection && request.connection->tls ? "https" : "http");
   std::string id;
@@ -174,7 +212,12 @@ bool stale_connection_error(const Error& e) {
 // --- HttpForward --------------------------------------------------------------------------
 
 Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
-  prepare_upstream_head(request);
+  prepare_upstream_head(options_, request);
+  rewrite_path(options_, request.head.target);
+  if (!options_.host_rewrite.empty()) request.head.headers.set("Host", options_.host_rewrite);
+  if (!options_.request_headers.empty()) {
+    apply_header_rewrite(options_.request_headers, request.head.headers);
+  }
   const bool host_missing = !request.head.headers.has("host");
   runtime::Runtime* rt = runtime::Runtime::current();
   const bool retryable = mh::is_idempotent(request.head.method) && !request.body;
@@ -252,6 +295,9 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
       mh::Response response;
       response.head = std::move(*head);
       remove_hop_by_hop(response.head.headers);
+      if (!options_.response_headers.empty()) {
+        apply_header_rewrite(options_.response_headers, response.head.headers);
+      }
       upstreams_->begin(index);
       std::weak_ptr<ConnectionPool> pool = pool_;
       std::shared_ptr<UpstreamSet> set = upstreams_;
@@ -445,6 +491,12 @@ Result<std::shared_ptr<HttpService>> HttpFactory::make_from(
     }
     if (!set) set = std::make_shared<UpstreamSet>(std::move(upstreams), route.load_balancer);
     ForwardOptions route_options = options;
+    route_options.host_rewrite = route.host_rewrite;
+    route_options.strip_prefix = route.strip_prefix;
+    route_options.add_prefix = route.add_prefix;
+    route_options.request_headers = route.request_headers;
+    route_options.response_headers = route.response_headers;
+    route_options.trusted_proxies = server_.trusted_proxies;
     if (r < upstream_tls_.size() && upstream_tls_[r]) {
       route_options.tls = upstream_tls_[r];
       for (const config::Upstream& u : route.upstreams) {

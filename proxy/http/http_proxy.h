@@ -80,6 +80,13 @@ struct ForwardOptions {
   std::chrono::nanoseconds connect_timeout = std::chrono::seconds(5);
   std::chrono::nanoseconds response_timeout = std::chrono::seconds(60);  // head and body reads
   monolake::http::h1::Limits limits;
+  // The route's rewrites (see config::RouteConfig) and the server's trusted proxies.
+  std::string host_rewrite;
+  std::string strip_prefix;
+  std::string add_prefix;
+  config::HeaderRewrite request_headers;
+  config::HeaderRewrite response_headers;
+  std::vector<config::Cidr> trusted_proxies;
 };
 
 class HttpForward final : public HttpService {
