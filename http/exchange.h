@@ -4,12 +4,14 @@
 // takes care of.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "http/body.h"
 #include "http/message.h"
 #include "transport/address.h"
+#include "transport/byte_stream.h"
 
 namespace monolake::http {
 
@@ -37,10 +39,17 @@ struct Request {
   RequestNotes* notes = nullptr;
 };
 
+// Takes over the client connection after a 101 (Switching Protocols) response has been written:
+// `client` is the connection, `pending` the bytes the client sent after its request head. The
+// connection ends when the task does.
+using UpgradeHandler =
+    std::function<runtime::Task<void>(transport::ByteStream& client, IoBuffer pending)>;
+
 struct Response {
   ResponseHead head;
   std::unique_ptr<Body> body;  // nullptr: an empty body
   bool close = false;          // close the client connection after this response
+  UpgradeHandler upgrade;      // with status 101: what the connection becomes
 };
 
 // A response with a small text body ("502 Bad Gateway\n"...), for errors and direct answers.

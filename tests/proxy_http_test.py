@@ -657,6 +657,64 @@ def test_upstream_connections_reused():
     ng.stop()
 
 
+def test_websocket_tunnel():
+    # A route with websocket = true tunnels WebSocket upgrades to a real WebSocket server
+    # (python3-websockets): 101, then messages both ways; a route without it serves the same
+    # request as plain HTTP (the Upgrade is dropped).
+    import asyncio
+    import threading
+    import websockets
+
+    ws_port = pt.free_port()
+    ready = threading.Event()
+    stop = {}
+
+    async def echo(connection, path=None):
+        async for message in connection:
+            await connection.send(b"echo:" + (message if isinstance(message, bytes)
+                                               else message.encode()))
+
+    def serve():
+        loop = asyncio.new_event_loop()
+        stop["loop"] = loop
+
+        async def main():
+            stop["future"] = loop.create_future()
+            async with websockets.serve(echo, "127.0.0.1", ws_port):
+                ready.set()
+                await stop["future"]
+        loop.run_until_complete(main())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    try:
+        port = pt.free_port()
+        ws_route = "\n".join([route("/ws", [ws_port]), "websocket = true"])
+        start(config(server("web", port, [ws_route, route("/plain", [ws_port])])))
+
+        async def client():
+            async with websockets.connect("ws://127.0.0.1:%d/ws" % port) as ws:
+                for i in range(20):
+                    await ws.send(b"m%d" % i)
+                    assert await asyncio.wait_for(ws.recv(), 5) == b"echo:m%d" % i
+                await ws.send(b"x" * 200000)  # larger than one read
+                assert await asyncio.wait_for(ws.recv(), 5) == b"echo:" + b"x" * 200000
+        asyncio.run(client())
+
+        # Without websocket = true the handshake is not passed on: no 101.
+        async def refused():
+            try:
+                async with websockets.connect("ws://127.0.0.1:%d/plain" % port):
+                    return False
+            except Exception:  # InvalidStatusCode (the upstream's plain HTTP answer)
+                return True
+        assert asyncio.run(refused())
+    finally:
+        stop["loop"].call_soon_threadsafe(stop["future"].set_result, None)
+        thread.join(10)
+
+
 def test_route_rewrites_and_trusted_proxies():
     # Host and path-prefix rewrites, request/response fields added and removed per route;
     # X-Forwarded-For appended to only for a trusted proxy (127.0.0.1 here), else replaced.

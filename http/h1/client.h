@@ -54,6 +54,12 @@ class ClientConnection {
   bool response_started() const { return response_started_; }
 
   transport::ByteStream& stream() { return *stream_; }
+  // After a 101 response: gives up the stream (and the bytes that came after the 101 head).
+  std::unique_ptr<transport::ByteStream> release(IoBuffer& pending) {
+    pending = std::move(in_);
+    in_ = IoBuffer();
+    return std::move(stream_);
+  }
 
  private:
   friend class ResponseBody;

@@ -324,6 +324,26 @@ Task<ServeStats> serve_loop(Conn& c, const ConnectionInfo& info, const Handler& 
       keep_alive = false;  // 100-continue never sent: the client may or may not send the body
     }
     if (c.body.failed) keep_alive = false;
+    if (response.head.status == 101 && response.upgrade && c.body.done && !c.body.failed) {
+      // Switching protocols: the head as given (Connection/Upgrade kept), then the connection
+      // belongs to the upgrade handler with whatever the client already sent.
+      IoBuffer out;
+      write_response_head(response.head, {}, out);
+      auto [sent, rest] = co_await c.stream.write_all(std::move(out));
+      if (!sent) {
+        stats.ended = "write failed";
+        co_return stats;
+      }
+      IoBuffer pending = std::move(c.in);
+      c.in = IoBuffer();
+      co_await response.upgrade(c.stream, std::move(pending));
+      stats.ended = "upgraded";
+      co_return stats;
+    }
+    if (response.head.status == 101) {
+      response = text_response(502);  // a 101 without a handler cannot be honoured
+      keep_alive = false;
+    }
     Result<bool> written = co_await write_response(c, response, request_view, keep_alive);
     if (!written) {
       stats.ended = "write failed";

@@ -663,8 +663,9 @@ class Parser {
     TableReader r(
         errors_, table, path,
         {"path", "upstreams", "load_balancer", "host", "return", "upstream_tls", "host_rewrite",
-         "strip_prefix", "add_prefix", "request_headers", "response_headers"});
+         "strip_prefix", "add_prefix", "request_headers", "response_headers", "websocket"});
     if (proxy_type == ProxyType::kHttp) {
+      if (auto ws = r.boolean("websocket")) out.websocket = *ws;
       if (auto host = r.string("host_rewrite")) {
         if (!valid_header_value(*host) || host->empty()) {
           fail(r.path_of("host_rewrite"), "not a valid Host value");
@@ -689,8 +690,8 @@ class Parser {
         parse_header_rewrite(*t, r.path_of("response_headers"), out.response_headers);
       }
     } else {
-      for (const char* key :
-           {"host_rewrite", "strip_prefix", "add_prefix", "request_headers", "response_headers"}) {
+      for (const char* key : {"host_rewrite", "strip_prefix", "add_prefix", "request_headers",
+                              "response_headers", "websocket"}) {
         if (r.has(key)) fail(r.path_of(key), "only http routes rewrite requests");
       }
     }

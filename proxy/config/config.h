@@ -137,6 +137,7 @@ struct RouteConfig {
   std::optional<UpstreamTlsConfig> upstream_tls;
   // http rewrites towards the upstream: Host, a path prefix swapped, fields added or removed
   // (and fields of the response).
+  bool websocket = false;    // http: tunnel WebSocket upgrades (101, then bytes both ways)
   std::string host_rewrite;  // empty: the client's Host is kept
   std::string strip_prefix;  // removed from the front of the path when present
   std::string add_prefix;    // put in front of the path (after strip_prefix)

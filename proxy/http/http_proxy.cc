@@ -6,6 +6,7 @@
 #include "base/log.h"
 #include "runtime/runtime.h"
 #include "transport/byte_stream.h"
+#include "transport/copy.h"
 #include "transport/stream.h"
 
 namespace monolake::proxy::http {
@@ -211,8 +212,41 @@ bool stale_connection_error(const Error& e) {
 
 // --- HttpForward --------------------------------------------------------------------------
 
+namespace {
+
+// A WebSocket opening handshake (RFC 6455 4.1): GET with Connection: upgrade and Upgrade:
+// websocket, no body.
+bool websocket_upgrade(const mh::Request& request) {
+  return request.head.method == "GET" && !request.body &&
+         request.head.version == mh::Version::kHttp11 &&
+         request.head.headers.has_token("connection", "upgrade") &&
+         request.head.headers.has_token("upgrade", "websocket");
+}
+
+// After the upstream's 101: bytes both ways between the client and the upstream, starting with
+// what either side sent past its head.
+Task<void> tunnel(transport::ByteStream& client, IoBuffer client_pending,
+                  std::shared_ptr<transport::ByteStream> upstream, IoBuffer upstream_pending) {
+  if (!upstream_pending.empty()) {
+    auto [sent, rest] = co_await client.write_all(std::move(upstream_pending));
+    if (!sent) co_return;
+  }
+  if (!client_pending.empty()) {
+    auto [sent, rest] = co_await upstream->write_all(std::move(client_pending));
+    if (!sent) co_return;
+  }
+  (void)co_await transport::copy_bidirectional(client, *upstream);
+}
+
+}  // namespace
+
 Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
+  const bool upgrade = options_.websocket && websocket_upgrade(request);
   prepare_upstream_head(options_, request);
+  if (upgrade) {
+    request.head.headers.set("Connection", "Upgrade");
+    request.head.headers.set("Upgrade", "websocket");
+  }
   rewrite_path(options_, request.head.target);
   if (!options_.host_rewrite.empty()) request.head.headers.set("Host", options_.host_rewrite);
   if (!options_.request_headers.empty()) {
@@ -233,7 +267,8 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
 
     bool stale_retry_left = true;  // one retry when a pooled connection turns out dead
     while (true) {
-      std::unique_ptr<ClientConnection> conn = pool_->take(key);
+      // An upgraded connection is never pooled and never reused: take a fresh one.
+      std::unique_ptr<ClientConnection> conn = upgrade ? nullptr : pool_->take(key);
       const bool reused = conn != nullptr;
       if (!conn) {
         Result<transport::Stream> stream =
@@ -294,6 +329,18 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
       }
       mh::Response response;
       response.head = std::move(*head);
+      if (upgrade && response.head.status == 101) {
+        // The upstream switched: hand both connections to the tunnel.
+        IoBuffer upstream_pending;
+        std::shared_ptr<transport::ByteStream> upstream(conn->release(upstream_pending));
+        auto pending = std::make_shared<IoBuffer>(std::move(upstream_pending));
+        // Not a coroutine itself: it returns the tunnel's task, which owns copies of both.
+        response.upgrade = [upstream, pending](transport::ByteStream& client,
+                                               IoBuffer client_pending) {
+          return tunnel(client, std::move(client_pending), upstream, std::move(*pending));
+        };
+        co_return response;
+      }
       remove_hop_by_hop(response.head.headers);
       if (!options_.response_headers.empty()) {
         apply_header_rewrite(options_.response_headers, response.head.headers);
@@ -497,6 +544,7 @@ Result<std::shared_ptr<HttpService>> HttpFactory::make_from(
     route_options.request_headers = route.request_headers;
     route_options.response_headers = route.response_headers;
     route_options.trusted_proxies = server_.trusted_proxies;
+    route_options.websocket = route.websocket;
     if (r < upstream_tls_.size() && upstream_tls_[r]) {
       route_options.tls = upstream_tls_[r];
       for (const config::Upstream& u : route.upstreams) {

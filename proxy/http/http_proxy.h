@@ -87,6 +87,7 @@ struct ForwardOptions {
   config::HeaderRewrite request_headers;
   config::HeaderRewrite response_headers;
   std::vector<config::Cidr> trusted_proxies;
+  bool websocket = false;  // tunnel `Upgrade: websocket` requests
 };
 
 class HttpForward final : public HttpService {
