@@ -238,9 +238,24 @@ int serve(const Options& options) {
     std::printf("admin: http on %s (/ready, /stats, /config, POST /reload)\n",
                 admin->address().c_str());
   std::fflush(stdout);
+  auto next_refresh = std::chrono::steady_clock::now() + proxy.config().runtime.dns_refresh;
   while (true) {
-    int sig = 0;
-    if (::sigwait(&signals, &sig) != 0) continue;
+    // Wake up at least once a second to re-resolve upstream host names when it is time.
+    timespec tick{1, 0};
+    const int sig = ::sigtimedwait(&signals, nullptr, &tick);
+    if (sig < 0) {
+      const auto refresh = proxy.config().runtime.dns_refresh;
+      if (refresh.count() > 0 && proxy.uses_names() &&
+          std::chrono::steady_clock::now() >= next_refresh) {
+        next_refresh = std::chrono::steady_clock::now() + refresh;
+        std::lock_guard<std::mutex> lock(g_control_mutex);
+        if (auto refreshed = proxy.refresh_names(); !refreshed) {
+          ML_LOG(kWarn, "dns refresh failed; the addresses in use stay: {}",
+                 refreshed.error().message());
+        }
+      }
+      continue;
+    }
     if (sig == SIGHUP) {
       (void)reload(proxy, options, "SIGHUP");
       continue;

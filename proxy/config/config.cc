@@ -317,9 +317,10 @@ class Parser {
 
  private:
   void parse_runtime(const toml::table& table, RuntimeConfig& out) {
-    TableReader r(errors_, table, "runtime",
-                  {"runtime_type", "worker_threads", "entries", "sqpoll_idle", "cpu_affinity",
-                   "max_open_files", "user", "control_socket", "drain_timeout_sec"});
+    TableReader r(
+        errors_, table, "runtime",
+        {"runtime_type", "worker_threads", "entries", "sqpoll_idle", "cpu_affinity",
+         "max_open_files", "user", "control_socket", "drain_timeout_sec", "dns_refresh_sec"});
     if (auto type = r.string("runtime_type")) {
       if (auto kind = runtime::parse_backend_kind(*type)) {
         out.runtime_type = *kind;
@@ -361,6 +362,9 @@ class Parser {
     }
     if (auto n = r.integer("drain_timeout_sec", 0, kMaxSeconds)) {
       out.drain_timeout = std::chrono::seconds(*n);
+    }
+    if (auto n = r.integer("dns_refresh_sec", 0, kMaxSeconds)) {
+      out.dns_refresh = std::chrono::seconds(*n);
     }
   }
 

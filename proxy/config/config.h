@@ -36,6 +36,8 @@ struct RuntimeConfig {
   std::optional<std::string> user;
   std::optional<std::string> control_socket;  // absolute (resolved against the file's directory)
   std::chrono::seconds drain_timeout{30};
+  // How often host names of `uri` upstreams are resolved again (0: only at load/reload).
+  std::chrono::seconds dns_refresh{30};
 };
 
 enum class ProxyType { kHttp, kTcp, kThrift };

@@ -154,7 +154,8 @@ Task<void> nothing_first() { co_return; }
 
 // http upstreams given as `uri` get their address here, on the control thread: an IP literal
 // as is, a host name through the system resolver (once per load; never on a worker).
-Result<void> resolve_uri_endpoints(const config::Config& config, config::ServerConfig& server) {
+Result<void> resolve_uri_endpoints(const config::Config& config, config::ServerConfig& server,
+                                   std::string* fingerprint) {
   for (size_t r = 0; r < server.routes.size(); ++r) {
     for (size_t u = 0; u < server.routes[r].upstreams.size(); ++u) {
       config::Endpoint& endpoint = server.routes[r].upstreams[u].endpoint;
@@ -184,6 +185,10 @@ Result<void> resolve_uri_endpoints(const config::Config& config, config::ServerC
       }
       endpoint.address = transport::SocketAddress::from_sockaddr(found->ai_addr, found->ai_addrlen);
       ::freeaddrinfo(found);
+      if (fingerprint) {
+        *fingerprint +=
+            uri.host + ":" + std::to_string(uri.port) + "=" + endpoint.address.to_string() + " ";
+      }
     }
   }
   return ok();
@@ -373,6 +378,7 @@ std::vector<std::string> runtime_changes(const config::RuntimeConfig& a,
   note("user", opt(a.user), opt(b.user));
   note("control_socket", opt(a.control_socket), opt(b.control_socket));
   note("drain_timeout_sec", a.drain_timeout.count(), b.drain_timeout.count());
+  note("dns_refresh_sec", a.dns_refresh.count(), b.dns_refresh.count());
   return out;
 }
 
@@ -410,6 +416,7 @@ Result<std::unique_ptr<Proxy>> Proxy::start(config::Config config) {
 Proxy::~Proxy() { stop(); }
 
 Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config) {
+  pending_fingerprint_.clear();
   if (auto r = check_supported(config); !r) return std::move(r).error();
   // Unreadable certificate or key files, named plainly (the TLS libraries' messages are not).
   if (auto r = config::check_files(config); !r) return std::move(r).error();
@@ -422,7 +429,7 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
   };
   for (const config::ServerConfig& configured : config.servers) {
     config::ServerConfig server = configured;
-    if (auto resolved = resolve_uri_endpoints(config, server); !resolved) {
+    if (auto resolved = resolve_uri_endpoints(config, server, &pending_fingerprint_); !resolved) {
       problem(resolved.error());
       continue;
     }
@@ -521,6 +528,7 @@ Result<void> Proxy::commit(Plan& plan) {
   if (auto r = update_all<ServiceSet>(*pool_, slot_of, plan.factory, after_commit); !r) return r;
   for (const std::string& address : plan.removed) remove_unix_file(*listeners_.at(address));
   listeners_ = plan.served;
+  name_fingerprint_ = pending_fingerprint_;
   return ok();
 }
 
@@ -549,6 +557,19 @@ Result<void> Proxy::reload(config::Config config) {
   config.runtime = config_.runtime;  // what is really in force
   config_ = std::move(config);
   return ok();
+}
+
+Result<bool> Proxy::refresh_names() {
+  std::string now;
+  for (const config::ServerConfig& configured : config_.servers) {
+    config::ServerConfig server = configured;
+    if (auto r = resolve_uri_endpoints(config_, server, &now); !r) return std::move(r).error();
+  }
+  if (now == name_fingerprint_) return false;
+  ML_LOG(kInfo, "dns: upstream addresses changed ({} -> {}); applying", name_fingerprint_, now);
+  config::Config same = config_;
+  if (auto r = reload(std::move(same)); !r) return std::move(r).error();
+  return true;
 }
 
 void Proxy::stop_accepting() {

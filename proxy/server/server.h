@@ -81,6 +81,11 @@ class Proxy {
   // a worker) the running configuration stays in force and the error says why.
   Result<void> reload(config::Config config);
 
+  // Resolves the host names of `uri` upstreams again; if any address changed, applies the
+  // running configuration anew (as a reload would) and returns true. Control thread only.
+  Result<bool> refresh_names();
+  bool uses_names() const { return !name_fingerprint_.empty(); }
+
   // Stops accepting on every listener and closes them; open connections go on.
   void stop_accepting();
   // Open client connections, all listeners and workers.
@@ -105,6 +110,9 @@ class Proxy {
   // By listener address ("127.0.0.1:8080", "unix:/p"): the ones currently served.
   std::map<std::string, std::shared_ptr<ListenerShared>> listeners_;
   std::vector<std::unique_ptr<WorkerState>> worker_states_;
+  // The addresses host names resolved to at the last prepare ("host:port=addr ...").
+  std::string name_fingerprint_;
+  std::string pending_fingerprint_;
   std::unique_ptr<runtime::WorkerPool> pool_;
 };
 
