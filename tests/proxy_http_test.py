@@ -715,6 +715,41 @@ def test_websocket_tunnel():
         thread.join(10)
 
 
+def test_slowloris_with_slowhttptest():
+    # slowhttptest (Debian) opens 300 connections that send their heads a line every 2 s
+    # (slowloris). With server_read_header_timeout_sec = 1 they are cut, while curl probes on
+    # other connections keep being answered at once.
+    ng, nport = start_nginx()
+    port = pt.free_port()
+    start(config(server("web", port, [route("/{*rest}", [nport])],
+                        {"server_read_header_timeout_sec": 1}), workers=1), log_level="warn")
+    slow = subprocess.Popen(["slowhttptest", "-H", "-c", "300", "-r", "150", "-i", "2", "-l", "6",
+                             "-u", "http://127.0.0.1:%d/small.txt" % port, "-p", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(1.5)  # the slow connections are open and trickling
+        for _ in range(10):
+            out = subprocess.run(["curl", "-s", "--max-time", "2", "-o", "/dev/null", "-w",
+                                  "%{http_code} %{time_total}",
+                                  "http://127.0.0.1:%d/small.txt" % port],
+                                 capture_output=True, text=True, timeout=10)
+            code, took = out.stdout.split()
+            assert code == "200" and float(took) < 1.0, out.stdout
+            time.sleep(0.3)
+        report, _ = slow.communicate(timeout=30)
+    finally:
+        if slow.poll() is None:
+            slow.kill()
+            slow.wait()
+    # slowhttptest's own verdict: the service stayed available throughout, and the server
+    # closed every slow connection (it ends early with "No open connections left").
+    report = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", report)
+    assert "service available:   NO" not in report, report[-1500:]
+    assert "No open connections left" in report, report[-1500:]
+    ended = re.search(r"Test ended on (\d+)th second", report)
+    assert ended and int(ended.group(1)) < 6, report[-1500:]
+
+
 def test_route_rewrites_and_trusted_proxies():
     # Host and path-prefix rewrites, request/response fields added and removed per route;
     # X-Forwarded-For appended to only for a trusted proxy (127.0.0.1 here), else replaced.
