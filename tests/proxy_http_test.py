@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib
 import proxytest as pt  # noqa: E402
 
 MONOLAKE = os.path.abspath(sys.argv[1])
+MAKE_CERTS = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
 DIR = pt.tmpdir()
 MiB = 1 << 20
 
@@ -748,6 +749,87 @@ def test_slowloris_with_slowhttptest():
     assert "No open connections left" in report, report[-1500:]
     ended = re.search(r"Test ended on (\d+)th second", report)
     assert ended and int(ended.group(1)) < 6, report[-1500:]
+
+
+def test_https_listeners_sni_mtls_and_https_upstreams():
+    # HTTPS on the listener with each TLS stack: SNI picks the certificate (curl and
+    # openssl s_client verify it), client_ca requires a client certificate, min_version = "1.3"
+    # refuses TLS 1.2; an https:// upstream (nginx with TLS) is verified against the test CA.
+    certs = os.path.join(DIR, "certs")
+    if not os.path.exists(os.path.join(certs, "a.pem")):
+        subprocess.run([MAKE_CERTS, certs], check=True, timeout=60, capture_output=True)
+    up = http_upstream()
+    tls_port = pt.free_port()
+    ng = pt.nginx(DIR, ["server { listen 127.0.0.1:%d ssl; ssl_certificate %s/a.pem; "
+                        "ssl_certificate_key %s/a.key; location / { return 200 \"tls upstream "
+                        "$ssl_server_name\"; } }" % (tls_port, certs, certs)], name="nginx-tls")
+    pt.wait_until(lambda: pt.port_open(tls_port), 10, "nginx tls")
+    try:
+        for stack in ("openssl", "gnutls"):
+            port, mport = pt.free_port(), pt.free_port()
+            tls = ('tls = { chain = "%s/a.pem", key = "%s/a.key", stack = "%s", sni = [{ names = '
+                   '["b.test"], chain = "%s/b.pem", key = "%s/b.key" }], min_version = "1.3" }'
+                   % (certs, certs, stack, certs, certs))
+            mtls = ('tls = { chain = "%s/a.pem", key = "%s/a.key", stack = "%s", client_ca = '
+                    '"%s/ca.pem" }' % (certs, certs, stack, certs))
+            https_up = "\n".join([
+                "path = '/secure'",
+                'upstreams = [{ endpoint = { type = "uri", value = "https://a.test:%d" } }]'
+                % tls_port,
+                'upstream_tls = { ca = "%s/ca.pem", stack = "%s" }' % (certs, stack)])
+            text = config(server("s", port, [route("/{*rest}", [up.port]), https_up]),
+                          server("m", mport, [route("/{*rest}", [up.port])]))
+            text = text.replace('[servers.s]\nproxy_type = "http"',
+                                '[servers.s]\nproxy_type = "http"\n' + tls)
+            text = text.replace('[servers.m]\nproxy_type = "http"',
+                                '[servers.m]\nproxy_type = "http"\n' + mtls)
+            # a.test resolves nowhere here: the upstream is given by address, its name as sni.
+            text = text.replace("https://a.test:%d" % tls_port, "https://127.0.0.1:%d" % tls_port)
+            text = text.replace('ca = "%s/ca.pem", stack' % certs,
+                                'ca = "%s/ca.pem", sni = "a.test", stack' % certs)
+            start(text, name="monolake-https-" + stack)
+            for name in ("a.test", "b.test"):
+                out = subprocess.run(["curl", "-sS", "--max-time", "10", "--cacert", certs + "/ca.pem",
+                                      "-o", "/dev/null", "-w", "%{http_code}",
+                                      "--resolve", "%s:%d:127.0.0.1" % (name, port),
+                                      "https://%s:%d/x" % (name, port)],
+                                     capture_output=True, text=True, timeout=20)
+                assert out.returncode == 0 and out.stdout == "200", (stack, name, out.stderr)
+                sc = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                                     "-servername", name, "-CAfile", certs + "/ca.pem",
+                                     "-verify_return_error", "-brief"],
+                                    input=b"", capture_output=True, timeout=20)
+                assert sc.returncode == 0, (stack, name, sc.stderr)
+                assert ("CN = %s" % name).encode() in sc.stderr or \
+                    ("CN=%s" % name).encode() in sc.stderr, (stack, name, sc.stderr)
+            # min_version 1.3: a TLS 1.2 client is refused.
+            old = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                                  "-tls1_2", "-servername", "a.test"],
+                                 input=b"", capture_output=True, timeout=20)
+            assert old.returncode != 0, (stack, old.stdout[-500:])
+            # The https upstream, verified, with its name sent as SNI.
+            out = subprocess.run(["curl", "-sS", "--max-time", "10", "--cacert", certs + "/ca.pem",
+                                  "--resolve", "a.test:%d:127.0.0.1" % port,
+                                  "https://a.test:%d/secure" % port],
+                                 capture_output=True, text=True, timeout=20)
+            assert out.stdout == "tls upstream a.test", (stack, out.stdout, out.stderr)
+            # mTLS: without a client certificate no answer; with one, served.
+            bare = subprocess.run(["curl", "-sS", "--max-time", "10", "--cacert", certs + "/ca.pem",
+                                   "--resolve", "a.test:%d:127.0.0.1" % mport,
+                                   "https://a.test:%d/x" % mport],
+                                  capture_output=True, text=True, timeout=20)
+            assert bare.returncode != 0, (stack, bare.stdout)
+            good = subprocess.run(["curl", "-sS", "--max-time", "10", "--cacert", certs + "/ca.pem",
+                                   "--cert", certs + "/client.pem", "--key", certs + "/client.key",
+                                   "--resolve", "a.test:%d:127.0.0.1" % mport,
+                                   "https://a.test:%d/x" % mport],
+                                  capture_output=True, text=True, timeout=20)
+            assert good.returncode == 0, (stack, good.stderr)
+        # X-Forwarded-Proto says https for requests that came over TLS.
+        assert any(q.get("x-forwarded-proto") == "https" for q in up.requests), \
+            [q.headers for q in up.requests]
+    finally:
+        ng.stop()
 
 
 def test_route_rewrites_and_trusted_proxies():

@@ -411,7 +411,10 @@ class Parser {
   void parse_server(const toml::table& table, const std::string& path, ServerConfig& out) {
     TableReader r(errors_, table, path,
                   {"name", "proxy_type", "listener", "tls", "timeout", "max_connections", "routes",
-                   "route", "trusted_proxies"});
+                   "route", "trusted_proxies", "max_request_body_bytes"});
+    if (auto n = r.integer("max_request_body_bytes", 0, std::numeric_limits<int64_t>::max())) {
+      out.max_request_body_bytes = static_cast<uint64_t>(*n);
+    }
     if (const toml::array* trusted = r.array("trusted_proxies")) {
       for (size_t i = 0; i < trusted->size(); ++i) {
         const auto* text = trusted->get(i)->as_string();

@@ -156,6 +156,8 @@ struct ServerConfig {
   std::optional<TlsConfig> tls;
   TimeoutConfig timeout;
   size_t max_connections = 10000;
+  // http: the largest request body accepted (declared or received); larger: 413.
+  uint64_t max_request_body_bytes = 1ull << 30;
   // http: clients whose X-Forwarded-For is believed (appended to); others' is replaced.
   std::vector<Cidr> trusted_proxies;
   std::vector<RouteConfig> routes;  // at least one; tcp and thrift servers have exactly one

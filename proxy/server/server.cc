@@ -163,9 +163,8 @@ Result<void> resolve_uri_endpoints(const config::Config& config, config::ServerC
       const std::string key =
           fmt::format("{}.routes[{}].upstreams[{}].endpoint", server_path(server), r, u);
       const config::Uri& uri = endpoint.uri;
-      if (uri.scheme != "http") {
-        return config_error(config, key,
-                            "\"" + uri.scheme + "\" upstreams are not supported yet (use http://)");
+      if (uri.scheme != "http" && uri.scheme != "https") {
+        return config_error(config, key, "\"" + uri.scheme + "\" upstreams are not supported");
       }
       const bool v6 = uri.host.find(':') != std::string::npos;
       auto literal = transport::SocketAddress::parse((v6 ? "[" + uri.host + "]" : uri.host) + ":" +
@@ -484,6 +483,7 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
       entry.h1.keepalive_timeout = server.timeout.server_keepalive;
       entry.h1.read_header_timeout = server.timeout.server_read_header;
       entry.h1.read_body_timeout = server.timeout.server_read_body;
+      entry.h1.limits.max_body = server.max_request_body_bytes;
     }
     factory->servers.emplace(server.key, std::move(entry));
 
