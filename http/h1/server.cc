@@ -248,6 +248,8 @@ Task<ServeStats> serve_loop(Conn& c, const ConnectionInfo& info, const Handler& 
     BodyFraming framing;
     size_t consumed = 0;
     bool idle_phase = c.in.empty();
+    // An idle keep-alive connection keeps no read buffer (the next read brings its own).
+    if (idle_phase) c.in.release();
     if (stats.requests > 0 && c.options.keepalive_timeout.count() == 0) break;
     c.timer.arm(idle_phase ? (stats.requests > 0 ? c.options.keepalive_timeout
                                                  : c.options.read_header_timeout)
