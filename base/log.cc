@@ -117,15 +117,10 @@ static const char* level_name(LogLevel level) {
 }
 
 void write_log_line(LogLevel level, std::string_view message) {
-  using namespace std::chrono;
-  const auto now = system_clock::now();
-  const std::time_t secs = system_clock::to_time_t(now);
-  const auto millis = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm utc;
-  gmtime_r(&secs, &utc);
-  char stamp[64];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
-  std::string line = fmt::format("{}.{:03d}Z {} ", stamp, millis, level_name(level));
+  std::string line = timestamp();
+  line.push_back(' ');
+  line.append(level_name(level));
+  line.push_back(' ');
   line.append(message);
   line.push_back('\n');
   // One write per line so lines from several threads do not interleave.

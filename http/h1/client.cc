@@ -4,6 +4,7 @@
 
 #include <cerrno>
 
+#include "http/h1/message_writer.h"
 #include "runtime/time.h"
 
 namespace monolake::http::h1 {
@@ -35,50 +36,9 @@ Task<Result<void>> ClientConnection::write_request(const RequestHead& head, Body
       framing = {BodyFraming::Kind::kChunked, 0};
     }
   }
-  IoBuffer out;
-  // A small body goes out with the head in one write: room for both at once.
-  if (framing.kind == BodyFraming::Kind::kLength && framing.length <= 64 * 1024) {
-    out.reserve(framing.length + 1024);
-  }
+  IoBuffer out = head_buffer(framing);
   write_request_head(head, framing, out);
-  if (!body) {
-    auto [sent, rest] = co_await stream_->write_all(std::move(out));
-    if (!sent) co_return std::move(sent).error();
-    co_return ok();
-  }
-  const bool chunked = framing.kind == BodyFraming::Kind::kChunked;
-  uint64_t written = 0;
-  while (true) {
-    Result<IoBuffer> piece = co_await body->read();
-    if (!piece) co_return std::move(piece).error();
-    const bool end = piece->empty();
-    if (!end) {
-      written += piece->size();
-      if (chunked) {
-        write_chunk_header(piece->size(), out);
-        out.append(piece->view());
-        write_chunk_trailer(out);
-      } else if (out.empty()) {
-        out = std::move(*piece);
-      } else {
-        out.append(piece->view());
-      }
-    } else if (chunked) {
-      write_last_chunk(body->trailers(), out);
-    }
-    // Each piece as it comes (the first with the head): a chunked upload sent piece by piece
-    // must not wait in the proxy for more.
-    if (!out.empty()) {
-      auto [sent, rest] = co_await stream_->write_all(std::move(out));
-      if (!sent) co_return std::move(sent).error();
-      out = IoBuffer();
-    }
-    if (end) break;
-  }
-  if (framing.kind == BodyFraming::Kind::kLength && written != framing.length) {
-    co_return Error(ErrorCode::kProtocol, "request body length differs from Content-Length");
-  }
-  co_return ok();
+  co_return co_await write_message(*stream_, std::move(out), body, framing, "request");
 }
 
 Task<Result<ResponseHead>> ClientConnection::read_response(std::string_view method,

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "http/h1/message_writer.h"
 #include "runtime/cancel.h"
 #include "runtime/runtime.h"
 #include "runtime/time.h"
@@ -152,49 +153,12 @@ Task<Result<bool>> write_response(Conn& c, Response& response, const RequestHead
   } else if (request.version == Version::kHttp10) {
     head.headers.add("Connection", "keep-alive");
   }
-  IoBuffer out;
-  // A small body goes out with the head in one write: room for both at once.
-  if (framing.kind == BodyFraming::Kind::kLength && framing.length <= 64 * 1024) {
-    out.reserve(framing.length + 1024);
-  }
+  IoBuffer out = head_buffer(framing);
   write_response_head(head, framing, out);
-  if (bodiless || !response.body) {
-    auto [sent, rest] = co_await c.stream.write_all(std::move(out));
-    if (!sent) co_return std::move(sent).error();
-    co_return keep_alive;
-  }
-  const bool chunked = framing.kind == BodyFraming::Kind::kChunked;
-  uint64_t written_body = 0;
-  while (true) {
-    Result<IoBuffer> piece = co_await response.body->read();
-    if (!piece) co_return std::move(piece).error();  // the response is cut short: close
-    const bool end = piece->empty();
-    if (!end) {
-      written_body += piece->size();
-      if (chunked) {
-        write_chunk_header(piece->size(), out);
-        out.append(piece->view());
-        write_chunk_trailer(out);
-      } else if (out.empty()) {
-        out = std::move(*piece);
-      } else {
-        out.append(piece->view());
-      }
-    } else if (chunked) {
-      write_last_chunk(response.body->trailers(), out);
-    }
-    // Every piece goes out as it comes (the first one with the head): holding small chunks
-    // back until more arrive would stall a trickling body (events, progress) indefinitely.
-    if (!out.empty()) {
-      auto [sent, rest] = co_await c.stream.write_all(std::move(out));
-      if (!sent) co_return std::move(sent).error();
-      out = IoBuffer();
-    }
-    if (end) break;
-  }
-  if (framing.kind == BodyFraming::Kind::kLength && written_body != framing.length) {
-    co_return Error(ErrorCode::kProtocol, "response body length differs from Content-Length");
-  }
+  Body* body = bodiless ? nullptr : response.body.get();
+  Result<void> written =
+      co_await write_message(c.stream, std::move(out), body, framing, "response");
+  if (!written) co_return std::move(written).error();  // cut short: the connection closes
   co_return keep_alive;
 }
 
