@@ -457,12 +457,12 @@ std::string printable_target(std::string_view target) {
 Task<Result<mh::Response>> AccessLog::call(mh::Request request) {
   LoggedBody::Line line;
   line.start = runtime::Runtime::current()->now();
-  line.server = server_name_;
-  if (access_log_enabled()) {
+  if (access_log_enabled()) {  // the strings are for the log line only
+    line.server = server_name_;
     line.client = request.connection ? request.connection->peer_text : "-";
+    line.method = request.head.method;
+    line.target = printable_target(request.head.target);
   }
-  line.method = request.head.method;
-  line.target = printable_target(request.head.target);
   mh::RequestNotes notes;
   request.notes = &notes;
   Result<mh::Response> response = co_await inner_->call(std::move(request));
