@@ -165,11 +165,18 @@ Result<void> reload(server::Proxy& proxy, const Options& options, const char* wh
 
 // Stops accepting and waits for open connections, up to the drain timeout. A second
 // SIGINT/SIGTERM exits at once.
+// Stops accepting and waits for open connections, up to the drain timeout; the caller then
+// stops the admin API and the workers. A second SIGINT/SIGTERM exits at once.
 int drain(server::Proxy& proxy, const sigset_t& signals, int first_signal) {
-  const auto timeout = proxy.config().runtime.drain_timeout;
-  ML_LOG(kInfo, "{}: draining {} connection(s), up to {} s", strsignal(first_signal),
-         proxy.open_connections(), timeout.count());
-  proxy.stop_accepting();
+  std::chrono::seconds timeout;
+  {
+    // From here on reloads (POST /reload, DNS refresh) are refused and the listeners stay put.
+    std::lock_guard<std::mutex> lock(g_control_mutex);
+    timeout = proxy.config().runtime.drain_timeout;
+    ML_LOG(kInfo, "{}: draining {} connection(s), up to {} s", strsignal(first_signal),
+           proxy.open_connections(), timeout.count());
+    proxy.stop_accepting();
+  }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (proxy.open_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
     timespec tick{0, 50 * 1000 * 1000};
@@ -185,8 +192,6 @@ int drain(server::Proxy& proxy, const sigset_t& signals, int first_signal) {
   }
   const size_t left = proxy.open_connections();
   if (left > 0) ML_LOG(kWarn, "drain timeout: closing {} connection(s)", left);
-  proxy.stop();
-  ML_LOG(kInfo, "stopped");
   return 0;
 }
 
@@ -233,22 +238,24 @@ int serve(const Options& options) {
     }
     admin = std::move(*started_admin);
   }
+  std::unique_lock<std::mutex> banner_lock(g_control_mutex);  // the admin API is up already
   print_banner(proxy, options.config_file.empty());
   if (admin)
     std::printf("admin: http on %s (/ready, /stats, /config, POST /reload)\n",
                 admin->address().c_str());
   std::fflush(stdout);
   auto next_refresh = std::chrono::steady_clock::now() + proxy.config().runtime.dns_refresh;
+  banner_lock.unlock();
   while (true) {
     // Wake up at least once a second to re-resolve upstream host names when it is time.
     timespec tick{1, 0};
     const int sig = ::sigtimedwait(&signals, nullptr, &tick);
     if (sig < 0) {
+      std::lock_guard<std::mutex> lock(g_control_mutex);  // the admin thread may be reloading
       const auto refresh = proxy.config().runtime.dns_refresh;
       if (refresh.count() > 0 && proxy.uses_names() &&
           std::chrono::steady_clock::now() >= next_refresh) {
         next_refresh = std::chrono::steady_clock::now() + refresh;
-        std::lock_guard<std::mutex> lock(g_control_mutex);
         if (auto refreshed = proxy.refresh_names(); !refreshed) {
           ML_LOG(kWarn, "dns refresh failed; the addresses in use stay: {}",
                  refreshed.error().message());
@@ -267,7 +274,9 @@ int serve(const Options& options) {
       continue;
     }
     const int status = drain(proxy, signals, sig);
-    admin.reset();
+    admin.reset();  // before the workers: an admin request must not reach a stopped pool
+    proxy.stop();
+    ML_LOG(kInfo, "stopped");
     return status;
   }
 }

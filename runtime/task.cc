@@ -30,12 +30,16 @@ struct FrameCache {
   std::array<FreeFrame*, kClasses> heads{};
   std::array<size_t, kClasses> counts{};
   ~FrameCache() {
-    for (FreeFrame* f : heads) {
-      while (f) {
+    for (size_t c = 0; c < kClasses; ++c) {
+      for (FreeFrame* f = heads[c]; f;) {
         FreeFrame* next = f->next;
         std::free(f);
         f = next;
       }
+      // A frame freed after this (by another thread-local's destructor) goes to free(), and
+      // one allocated comes from malloc: the lists are gone.
+      heads[c] = nullptr;
+      counts[c] = kFrameCacheDepth;
     }
   }
 };

@@ -99,6 +99,32 @@ def test_admin_over_unix_socket():
         shutil.rmtree(short, ignore_errors=True)
 
 
+def test_reload_during_drain_is_refused():
+    # While draining, POST /reload must not change anything (and must not crash the process):
+    # 409 "shutting down", then a clean exit 0 when the open connection ends.
+    import signal
+    short = tempfile.mkdtemp(prefix="ml-", dir="/tmp")
+    try:
+        port = pt.free_port()
+        text = config(port, "one", "unix:admin.sock").replace(
+            "[runtime]\n", "[runtime]\ndrain_timeout_sec = 10\n")
+        ml = pt.Monolake(MONOLAKE, text, short)
+        ml.wait_ready()
+        sock = os.path.join(short, "admin.sock")
+        held = socket.create_connection(("127.0.0.1", port), timeout=5)
+        held.sendall(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert b"200" in held.recv(1000)
+        ml.signal(signal.SIGTERM)
+        pt.wait_until(lambda: "draining" in ml.err(), 5, "drain start")
+        status, body = admin_request("/reload", method="POST", unix=sock)
+        assert status == 409 and "shutting down" in body, (status, body)
+        assert ml.running()
+        held.close()  # the last connection ends: the drain is over
+        assert ml.wait(10) == 0, ml.err()
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+
+
 def test_tcp_admin_must_be_loopback():
     d = pt.tmpdir()
     path = os.path.join(d, "remote.toml")

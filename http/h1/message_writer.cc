@@ -27,6 +27,12 @@ runtime::Task<Result<void>> write_message(transport::ByteStream& stream, IoBuffe
     const bool end = piece->empty();
     if (!end) {
       written += piece->size();
+      if (framing.kind == BodyFraming::Kind::kLength && written > framing.length) {
+        // Never let bytes past the declared length reach the peer: they would be read as the
+        // start of the next message.
+        co_return Error(ErrorCode::kProtocol,
+                        std::string(what) + " body longer than its Content-Length");
+      }
       if (chunked) {
         write_chunk_header(piece->size(), out);
         out.append(piece->view());

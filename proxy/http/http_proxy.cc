@@ -50,9 +50,28 @@ void ConnectionPool::give(const std::string& address,
     idle.erase(idle.begin());  // drop the oldest
     --idle_total_;
   }
-  idle.push_back(Idle{std::move(connection), runtime::Runtime::current()->now()});
+  const runtime::TimePoint now = runtime::Runtime::current()->now();
+  idle.push_back(Idle{std::move(connection), now});
   ++idle_total_;
+  sweep(now);
   update_gauge();
+}
+
+// Closes idle connections past the idle timeout under every address, at most once a second:
+// take() only looks at the address asked for, and an address no route uses any more (after a
+// reload or a DNS change) would otherwise keep its connections open for ever.
+void ConnectionPool::sweep(runtime::TimePoint now) {
+  if (now - last_sweep_ < std::chrono::seconds(1)) return;
+  last_sweep_ = now;
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    std::vector<Idle>& idle = it->second;
+    const auto expired = std::find_if(idle.begin(), idle.end(), [&](const Idle& i) {
+      return now - i.since <= options_.idle_timeout;
+    });
+    idle_total_ -= static_cast<size_t>(expired - idle.begin());
+    idle.erase(idle.begin(), expired);  // oldest first: the expired ones are at the front
+    it = idle.empty() ? idle_.erase(it) : std::next(it);
+  }
 }
 
 size_t ConnectionPool::idle_count() const {
@@ -226,7 +245,8 @@ bool websocket_upgrade(const mh::Request& request) {
 // After the upstream's 101: bytes both ways between the client and the upstream, starting with
 // what either side sent past its head.
 Task<void> tunnel(transport::ByteStream& client, IoBuffer client_pending,
-                  std::shared_ptr<transport::ByteStream> upstream, IoBuffer upstream_pending) {
+                  std::shared_ptr<transport::ByteStream> upstream, IoBuffer upstream_pending,
+                  std::optional<std::chrono::nanoseconds> idle_timeout) {
   if (!upstream_pending.empty()) {
     auto [sent, rest] = co_await client.write_all(std::move(upstream_pending));
     if (!sent) co_return;
@@ -235,7 +255,7 @@ Task<void> tunnel(transport::ByteStream& client, IoBuffer client_pending,
     auto [sent, rest] = co_await upstream->write_all(std::move(client_pending));
     if (!sent) co_return;
   }
-  (void)co_await transport::copy_bidirectional(client, *upstream);
+  (void)co_await transport::copy_bidirectional(client, *upstream, {.idle_timeout = idle_timeout});
 }
 
 }  // namespace
@@ -301,7 +321,7 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
       Result<void> written = co_await conn->write_request(request.head, request.body.get());
       if (!written) {
         const Error& e = written.error();
-        if (reused && stale_retry_left && !request.body && stale_connection_error(e)) {
+        if (reused && stale_retry_left && retryable && stale_connection_error(e)) {
           stale_retry_left = false;
           continue;
         }
@@ -317,7 +337,9 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
           co_await conn->read_response(request.head.method, options_.response_timeout);
       if (!head) {
         const Error& e = head.error();
-        if (reused && stale_retry_left && !request.body && !conn->response_started() &&
+        // Only idempotent requests are sent again (RFC 9110 9.2.2): the upstream may have acted
+        // on this one before its connection closed.
+        if (reused && stale_retry_left && retryable && !conn->response_started() &&
             stale_connection_error(e)) {
           stale_retry_left = false;
           continue;
@@ -335,9 +357,10 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
         std::shared_ptr<transport::ByteStream> upstream(conn->release(upstream_pending));
         auto pending = std::make_shared<IoBuffer>(std::move(upstream_pending));
         // Not a coroutine itself: it returns the tunnel's task, which owns copies of both.
-        response.upgrade = [upstream, pending](transport::ByteStream& client,
-                                               IoBuffer client_pending) {
-          return tunnel(client, std::move(client_pending), upstream, std::move(*pending));
+        const auto idle = options_.tunnel_idle_timeout;
+        response.upgrade = [upstream, pending, idle](transport::ByteStream& client,
+                                                     IoBuffer client_pending) {
+          return tunnel(client, std::move(client_pending), upstream, std::move(*pending), idle);
         };
         co_return response;
       }
@@ -366,7 +389,11 @@ const std::string& HttpForward::pool_key(size_t index) {
     // Pooled connections are told apart by address and, with TLS, by the name they verified.
     for (size_t i = 0; i < upstreams_->size(); ++i) {
       const std::string address = upstreams_->at(i).address.to_string();
-      keys_.push_back(options_.tls ? "tls:" + options_.server_names.at(i) + "@" + address
+      // With TLS the key names the client context too: a connection made under one
+      // verification policy (CA, verify) is never handed to a route with another.
+      keys_.push_back(options_.tls ? fmt::format("tls:{}:{}@{}",
+                                                 static_cast<const void*>(options_.tls.get()),
+                                                 options_.server_names.at(i), address)
                                    : address);
     }
   }
@@ -545,6 +572,9 @@ Result<std::shared_ptr<HttpService>> HttpFactory::make_from(
     route_options.response_headers = route.response_headers;
     route_options.trusted_proxies = server_.trusted_proxies;
     route_options.websocket = route.websocket;
+    if (server_.timeout.tcp_idle.count() > 0) {
+      route_options.tunnel_idle_timeout = server_.timeout.tcp_idle;
+    }
     if (r < upstream_tls_.size() && upstream_tls_[r]) {
       route_options.tls = upstream_tls_[r];
       for (const config::Upstream& u : route.upstreams) {

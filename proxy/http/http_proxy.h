@@ -65,9 +65,11 @@ class ConnectionPool {
   };
   Options options_;
   void update_gauge();
+  void sweep(runtime::TimePoint now);
   std::map<std::string, std::vector<Idle>> idle_;
   std::shared_ptr<metrics::HttpServerStats> stats_;
   size_t idle_total_ = 0;
+  runtime::TimePoint last_sweep_{};
   uint64_t created_ = 0;
   uint64_t reused_ = 0;
 };
@@ -88,6 +90,8 @@ struct ForwardOptions {
   config::HeaderRewrite response_headers;
   std::vector<config::Cidr> trusted_proxies;
   bool websocket = false;  // tunnel `Upgrade: websocket` requests
+  // A tunnel with no byte moving either way for this long is closed (tcp_idle_timeout_sec).
+  std::optional<std::chrono::nanoseconds> tunnel_idle_timeout;
 };
 
 class HttpForward final : public HttpService {

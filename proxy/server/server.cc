@@ -273,8 +273,12 @@ Task<void> serve_connection(std::shared_ptr<l4::L4Service> chain, l4::Connection
 // Serves one HTTP connection: TLS handshake if the listener has TLS, then HTTP/1.1 requests,
 // each on the worker's *current* chain for the server (a reload reaches this connection at its
 // next request).
+// `options` and `tls_context` are copies: the task starts a loop turn later, and a reload in
+// between may free the ServiceSet they came from.
 Task<void> serve_http_connection(transport::Stream stream, transport::SocketAddress peer,
-                                 const ServerEntry& entry, WorkerState* worker, std::string key,
+                                 monolake::http::h1::ServerOptions options,
+                                 std::shared_ptr<const tls::ServerContext> tls_context,
+                                 WorkerState* worker, std::string key,
                                  std::shared_ptr<ListenerShared> shared) {
   struct Release {
     ListenerShared* shared;
@@ -290,9 +294,7 @@ Task<void> serve_http_connection(transport::Stream stream, transport::SocketAddr
   } else {
     info.client_ip = info.peer_text.substr(0, info.peer_text.rfind(':'));
   }
-  monolake::http::h1::ServerOptions options = entry.h1;  // this connection's copy
   options.draining = &worker->draining;
-  std::shared_ptr<const tls::ServerContext> tls_context = entry.tls;
   monolake::http::h1::Handler handler =
       [worker, key](monolake::http::Request request) -> Task<monolake::http::Response> {
     const ServerEntry* current = entry_of(*worker, key);
@@ -544,10 +546,17 @@ void Proxy::attach_listeners(size_t i, Plan& plan) {
     accepting->loop = runtime::spawn_with_handle(
         accept_loop(std::move(added.per_worker[i]), address, &worker, accepting));
   }
-  for (const auto& [address, key] : plan.server_of) worker.accepting.at(address)->server_key = key;
+  for (const auto& [address, key] : plan.server_of) {
+    if (auto it = worker.accepting.find(address); it != worker.accepting.end()) {
+      it->second->server_key = key;
+    }
+  }
 }
 
 Result<void> Proxy::reload(config::Config config) {
+  if (stopping_) {
+    return Error(ErrorCode::kUnsupported, "shutting down: the configuration is no longer changed");
+  }
   Result<std::unique_ptr<Plan>> plan = prepare(config);
   if (!plan) return std::move(plan).error();
   if (auto r = commit(**plan); !r) return r;
@@ -560,6 +569,7 @@ Result<void> Proxy::reload(config::Config config) {
 }
 
 Result<bool> Proxy::refresh_names() {
+  if (stopping_) return false;
   std::string now;
   for (const config::ServerConfig& configured : config_.servers) {
     config::ServerConfig server = configured;
@@ -574,6 +584,7 @@ Result<bool> Proxy::refresh_names() {
 
 void Proxy::stop_accepting() {
   if (!pool_) return;
+  stopping_ = true;
   std::function<bool(size_t)> stop = [this](size_t i) {
     WorkerState& worker = *worker_states_[i];
     worker.draining = true;
@@ -633,8 +644,9 @@ static Task<void> accept_loop(transport::Listener listener, std::string address,
       connection.stream = std::move(*accepted);
       runtime::spawn(serve_connection(entry->l4, std::move(connection), accepting->shared));
     } else {
-      runtime::spawn(serve_http_connection(std::move(*accepted), std::move(peer), *entry, worker,
-                                           accepting->server_key, accepting->shared));
+      runtime::spawn(serve_http_connection(std::move(*accepted), std::move(peer), entry->h1,
+                                           entry->tls, worker, accepting->server_key,
+                                           accepting->shared));
     }
   }
 }

@@ -86,7 +86,8 @@ class Proxy {
   Result<bool> refresh_names();
   bool uses_names() const { return !name_fingerprint_.empty(); }
 
-  // Stops accepting on every listener and closes them; open connections go on.
+  // Stops accepting on every listener and closes them; open connections go on. Later reloads
+  // are refused (the process is on its way out).
   void stop_accepting();
   // Open client connections, all listeners and workers.
   size_t open_connections() const;
@@ -113,6 +114,7 @@ class Proxy {
   // The addresses host names resolved to at the last prepare ("host:port=addr ...").
   std::string name_fingerprint_;
   std::string pending_fingerprint_;
+  bool stopping_ = false;  // set by stop_accepting(): no more reloads
   std::unique_ptr<runtime::WorkerPool> pool_;
 };
 
