@@ -162,8 +162,21 @@ Task<Result<bool>> write_response(Conn& c, Response& response, const RequestHead
   co_return keep_alive;
 }
 
-// After a rejected request: answer, stop writing, and read a little of what the client is still
-// sending so the answer is not destroyed by a reset (lingering close).
+// Ends a connection whose last response is written: stop writing, then read (and drop) what
+// the client is still sending for up to a second, so that closing with unread bytes does not
+// send a reset that destroys the response before the client has read it (lingering close).
+Task<void> linger_close(Conn& c) {
+  (void)co_await c.stream.shutdown_write();
+  c.timer.arm(std::chrono::seconds(1));
+  for (int i = 0; i < 16; ++i) {
+    c.in.clear();
+    Result<size_t> n = co_await c.stream.read_some(c.in);
+    if (!n || *n == 0) break;
+  }
+  c.timer.disarm();
+}
+
+// After a rejected request: answer, then close with lingering.
 Task<void> reject(Conn& c, int status, const std::string& reason) {
   Response r = text_response(status);
   IoBuffer out;
@@ -174,14 +187,7 @@ Task<void> reject(Conn& c, int status, const std::string& reason) {
   ML_LOG(kDebug, "http: rejected request: {} {}", status, reason);
   auto [sent, rest] = co_await c.stream.write_all(std::move(out));
   if (!sent) co_return;
-  (void)co_await c.stream.shutdown_write();
-  c.timer.arm(std::chrono::seconds(1));
-  for (int i = 0; i < 16; ++i) {
-    c.in.clear();
-    Result<size_t> n = co_await c.stream.read_some(c.in);
-    if (!n || *n == 0) break;
-  }
-  c.timer.disarm();
+  co_await linger_close(c);
 }
 
 // Drains what the handler left of the request body, up to max_drain.
@@ -317,7 +323,11 @@ Task<ServeStats> serve_loop(Conn& c, const ConnectionInfo& info, const Handler& 
     }
     if (!*written) {
       stats.ended = "close requested";
-      (void)co_await c.stream.shutdown_write();
+      if (!c.body.done || !c.in.empty()) {
+        co_await linger_close(c);  // the client may still be sending: do not reset under it
+      } else {
+        (void)co_await c.stream.shutdown_write();
+      }
       co_return stats;
     }
   }
