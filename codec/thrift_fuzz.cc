@@ -176,40 +176,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 }
 
 #ifdef ML_FUZZ_REPLAY_MAIN
-// Replays files (or every file of directories): the seed corpus by default, or the arguments.
-#include <algorithm>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
-
-int main(int argc, char** argv) {
-  namespace fs = std::filesystem;
-  monolake::codec::thrift::g_every_split = true;
-  std::vector<fs::path> roots;
-  for (int i = 1; i < argc; ++i) roots.emplace_back(argv[i]);
-  if (roots.empty()) roots.emplace_back("codec/testdata/fuzz_corpus");
-  std::vector<fs::path> files;
-  for (const fs::path& root : roots) {
-    if (fs::is_directory(root)) {
-      for (const fs::directory_entry& e : fs::directory_iterator(root)) {
-        if (e.is_regular_file()) files.push_back(e.path());
-      }
-    } else {
-      files.push_back(root);
-    }
-  }
-  std::sort(files.begin(), files.end());
-  for (const fs::path& file : files) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-      std::fprintf(stderr, "cannot read %s\n", file.c_str());
-      return 1;
-    }
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::fprintf(stderr, "%s (%zu bytes)\n", file.c_str(), bytes.size());
-    LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-  }
-  std::printf("replayed %zu inputs\n", files.size());
-  return files.empty() ? 1 : 0;
-}
+// The corpus replay test (//testing:fuzz_replay_main) checks every split point of every input.
+extern "C" void MlFuzzReplayBegin() { monolake::codec::thrift::g_every_split = true; }
 #endif
