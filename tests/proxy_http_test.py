@@ -832,6 +832,31 @@ def test_https_listeners_sni_mtls_and_https_upstreams():
         ng.stop()
 
 
+def test_client_that_stops_reading_is_disconnected():
+    # A client asks for 10 MiB and never reads: once the socket buffers are full the proxy's
+    # write waits; after server_write_timeout_sec (1 s) the connection is closed and the
+    # upstream connection released, while other clients are served meanwhile.
+    ng, nport = start_nginx()
+    port = pt.free_port()
+    ml = start(config(server("web", port, [route("/{*rest}", [nport])],
+                             {"server_write_timeout_sec": 1})))
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    began = time.monotonic()
+    pt.wait_until(lambda: "target=/big.bin" in ml.err(), 10, "the stalled response logged")
+    took = time.monotonic() - began
+    assert 0.8 < took < 8, took
+    line = [l for l in ml.err().splitlines() if "target=/big.bin" in l][0]
+    assert "bytes=10485760" not in line, line  # cut short, not completed
+    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                          "http://127.0.0.1:%d/small.txt" % port], capture_output=True, text=True,
+                         timeout=10)
+    assert out.stdout == "200", out
+    s.close()
+
+
 def test_route_rewrites_and_trusted_proxies():
     # Host and path-prefix rewrites, request/response fields added and removed per route;
     # X-Forwarded-For appended to only for a trusted proxy (127.0.0.1 here), else replaced.

@@ -122,6 +122,25 @@ class RequestBody final : public Body {
   std::optional<uint64_t> length_;
 };
 
+// The client connection as the response writer sees it: each write must finish within
+// write_timeout, or the connection's deadline cancels it and the connection ends.
+class TimedWrites final : public transport::ByteStream {
+ public:
+  explicit TimedWrites(Conn& c) : c_(c) {}
+  Task<Result<size_t>> read_some(IoBuffer& into) override { return c_.stream.read_some(into); }
+  Task<runtime::BufResult<size_t>> write_all(IoBuffer buffer) override {
+    c_.timer.arm(c_.options.write_timeout);
+    runtime::BufResult<size_t> r = co_await c_.stream.write_all(std::move(buffer));
+    c_.timer.disarm();
+    co_return r;
+  }
+  Task<Result<void>> shutdown_write() override { return c_.stream.shutdown_write(); }
+  transport::Stream& socket() override { return c_.stream.socket(); }
+
+ private:
+  Conn& c_;
+};
+
 bool no_body_status(int status) { return status < 200 || status == 204 || status == 304; }
 
 // Writes `response` (head and whole body). Returns false if the connection must close after it
@@ -156,8 +175,8 @@ Task<Result<bool>> write_response(Conn& c, Response& response, const RequestHead
   IoBuffer out = head_buffer(framing);
   write_response_head(head, framing, out);
   Body* body = bodiless ? nullptr : response.body.get();
-  Result<void> written =
-      co_await write_message(c.stream, std::move(out), body, framing, "response");
+  TimedWrites timed(c);
+  Result<void> written = co_await write_message(timed, std::move(out), body, framing, "response");
   if (!written) co_return std::move(written).error();  // cut short: the connection closes
   co_return keep_alive;
 }

@@ -32,6 +32,9 @@ struct ServerOptions {
   std::chrono::nanoseconds read_header_timeout = std::chrono::seconds(30);
   // Longest wait for the next piece of a request body.
   std::chrono::nanoseconds read_body_timeout = std::chrono::seconds(60);
+  // Longest a single write to the client may take (a client that stops reading does not hold
+  // a response, and the upstream connection behind it, for ever).
+  std::chrono::nanoseconds write_timeout = std::chrono::seconds(60);
   // Unread request body drained after a response, at most this much; more closes the connection.
   uint64_t max_drain = 256 * 1024;
   // Checked before each response: once true, the response says Connection: close and the

@@ -646,11 +646,11 @@ class Parser {
   }
 
   void parse_timeout(const toml::table& table, const std::string& path, TimeoutConfig& out) {
-    TableReader r(
-        errors_, table, path,
-        {"server_keepalive_timeout_sec", "server_read_header_timeout_sec",
-         "server_read_body_timeout_sec", "upstream_connect_timeout_sec",
-         "upstream_read_timeout_sec", "server_message_timeout_sec", "tcp_idle_timeout_sec"});
+    TableReader r(errors_, table, path,
+                  {"server_keepalive_timeout_sec", "server_read_header_timeout_sec",
+                   "server_read_body_timeout_sec", "upstream_connect_timeout_sec",
+                   "upstream_read_timeout_sec", "server_message_timeout_sec",
+                   "tcp_idle_timeout_sec", "server_write_timeout_sec"});
     auto read = [&](std::string_view key, int64_t min, std::chrono::seconds& into) {
       if (auto n = r.integer(key, min, kMaxSeconds)) into = std::chrono::seconds(*n);
     };
@@ -661,6 +661,7 @@ class Parser {
     read("upstream_read_timeout_sec", 1, out.upstream_read);
     read("server_message_timeout_sec", 1, out.server_message);
     read("tcp_idle_timeout_sec", 0, out.tcp_idle);
+    read("server_write_timeout_sec", 1, out.server_write);
   }
 
   // False when the route is unusable (its errors are reported).

@@ -77,6 +77,8 @@ struct TimeoutConfig {
   // tcp servers: a connection with no byte moving either way for this long is closed (0: never).
   // Not a Monolake key (its L4 proxy has no idle timeout).
   std::chrono::seconds tcp_idle{600};
+  // http: longest a single write to a client may take (not a Monolake key).
+  std::chrono::seconds server_write{60};
 };
 
 // http://host[:port][/path]; https://... The host is kept as written (names are resolved later).

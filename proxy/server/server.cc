@@ -485,6 +485,7 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
       entry.h1.keepalive_timeout = server.timeout.server_keepalive;
       entry.h1.read_header_timeout = server.timeout.server_read_header;
       entry.h1.read_body_timeout = server.timeout.server_read_body;
+      entry.h1.write_timeout = server.timeout.server_write;
       entry.h1.limits.max_body = server.max_request_body_bytes;
     }
     factory->servers.emplace(server.key, std::move(entry));
