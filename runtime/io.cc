@@ -233,6 +233,15 @@ Acceptor::Acceptor(int listen_fd)
   op_.context = this;
 }
 
+std::vector<int> Acceptor::take_ready() {
+  std::vector<int> fds;
+  while (!ready_.empty()) {
+    if (ready_.front() >= 0) fds.push_back(ready_.front());
+    ready_.pop_front();
+  }
+  return fds;
+}
+
 Acceptor::~Acceptor() {
   if (op_.in_flight) backend().abandon(op_);
   for (int32_t fd : ready_) {

@@ -19,6 +19,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <deque>
+#include <vector>
 
 #include "base/buffer.h"
 #include "base/result.h"
@@ -181,6 +182,9 @@ class Acceptor {
 
   Task<Result<AcceptedSocket>> accept();
   bool multishot() const { return multishot_; }
+  // Connections the kernel has already handed over (multishot) that accept() has not returned
+  // yet; the caller owns them. A listener that stops should serve these rather than drop them.
+  std::vector<int> take_ready();
 
  private:
   class WaitAwaiter;

@@ -181,6 +181,17 @@ Result<Listener> Listener::adopt(int fd) {
   return listener;
 }
 
+std::vector<Stream> Listener::take_accepted() {
+  std::vector<Stream> streams;
+  if (!acceptor_) return streams;
+  for (int fd : acceptor_->take_ready()) {
+    Stream stream(fd);
+    if (nodelay_) (void)stream.set_nodelay(true);
+    streams.push_back(std::move(stream));
+  }
+  return streams;
+}
+
 int Listener::release() {
   acceptor_.reset();
   return std::exchange(fd_, -1);

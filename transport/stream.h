@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <memory>
+#include <vector>
 
 #include "base/buffer.h"
 #include "base/result.h"
@@ -113,6 +114,10 @@ class Listener {
   // The next connection. Backs off on nothing: EMFILE/ENFILE come back as kLimitExceeded and
   // the caller decides how long to wait. One accept() at a time per Listener.
   Task<Result<Stream>> accept();
+  // Connections already accepted by the kernel on this listener's behalf (io_uring multishot)
+  // and not yet returned by accept(): a listener that stops hands these to its caller instead of
+  // resetting them.
+  std::vector<Stream> take_accepted();
 
   bool valid() const { return fd_ >= 0; }
   int fd() const { return fd_; }

@@ -1,4 +1,3 @@
-#include "transport/copy.h"
 #include "transport/stream.h"
 
 #include <dirent.h>
@@ -24,6 +23,7 @@
 #include "runtime/runtime.h"
 #include "runtime/testing.h"
 #include "runtime/time.h"
+#include "transport/copy.h"
 
 namespace monolake::transport {
 namespace {
@@ -270,6 +270,39 @@ TEST_P(StreamTest, Ipv4LoopbackConnectAcceptEcho) {
   EXPECT_NE(local->port(), 0);
   EXPECT_EQ(*local, addr("127.0.0.1:0").with_port(local->port()));
   check_connect_and_echo(*listener);
+}
+
+// A listener that stops hands over what the kernel already accepted for it: every connection
+// comes out exactly once, through accept() or take_accepted() (io_uring multishot queues them).
+TEST_P(StreamTest, TakeAcceptedLosesAndDuplicatesNothing) {
+  Result<Listener> listener = Listener::bind(addr("127.0.0.1:0"));
+  ASSERT_TRUE(listener.has_value()) << listener.error().to_string();
+  const SocketAddress address = *listener->local_address();
+  auto body = [](Listener* l, SocketAddress address) -> Task<int> {
+    std::vector<Stream> clients;
+    for (int i = 0; i < 4; ++i) {
+      Result<Stream> c = co_await Stream::connect(address);
+      if (!c) co_return -1;
+      clients.push_back(std::move(*c));
+    }
+    int got = 0;
+    Result<Stream> first = co_await with_timeout(l->accept(), std::chrono::seconds(5));
+    if (!first) co_return -2;
+    ++got;
+    co_await runtime::sleep(std::chrono::milliseconds(50));  // let the others arrive
+    got += static_cast<int>(l->take_accepted().size());
+    while (got < 4) {
+      Result<Stream> more = co_await with_timeout(l->accept(), std::chrono::seconds(5));
+      if (!more) co_return -3;
+      ++got;
+    }
+    // Nothing more: no duplicate appears.
+    if (!l->take_accepted().empty()) co_return -4;
+    Result<Stream> extra = co_await with_timeout(l->accept(), std::chrono::milliseconds(100));
+    if (extra) co_return -5;
+    co_return got;
+  };
+  EXPECT_EQ(run(body(&*listener, address)), 4);
 }
 
 TEST_P(StreamTest, Ipv6LoopbackConnectAcceptEcho) {

@@ -610,8 +610,27 @@ void Proxy::stop() {
 
 // --- accept loop ---------------------------------------------------------------------------
 
-// Accepts on one worker's socket for one listener until cancelled (the socket closes with it).
-// The connection takes the worker's current chain of the listener's server.
+// Hands one accepted connection to the worker's current chain for the listener's server.
+static void dispatch(transport::Stream stream, WorkerState* worker,
+                     const std::shared_ptr<WorkerState::Accepting>& accepting) {
+  const ServerEntry* entry = entry_of(*worker, accepting->server_key);
+  if (!entry) return;  // no chain for this listener (cannot happen): the stream closes
+  transport::SocketAddress peer = stream.peer_address().value_or(transport::SocketAddress());
+  accepting->shared->active.fetch_add(1, std::memory_order_relaxed);
+  if (entry->l4) {
+    l4::Connection connection;
+    connection.peer = std::move(peer);
+    connection.stream = std::move(stream);
+    runtime::spawn(serve_connection(entry->l4, std::move(connection), accepting->shared));
+  } else {
+    runtime::spawn(serve_http_connection(std::move(stream), std::move(peer), entry->h1, entry->tls,
+                                         worker, accepting->server_key, accepting->shared));
+  }
+}
+
+// Accepts on one worker's socket for one listener until cancelled (the socket closes with it;
+// connections the kernel already accepted for it are served, not reset). The connection takes
+// the worker's current chain of the listener's server.
 static Task<void> accept_loop(transport::Listener listener, std::string address,
                               WorkerState* worker,
                               std::shared_ptr<WorkerState::Accepting> accepting) {
@@ -621,34 +640,24 @@ static Task<void> accept_loop(transport::Listener listener, std::string address,
     // At max_connections, leave new connections in the kernel's accept queue until one ends.
     while (shared.active.load(std::memory_order_relaxed) >=
            shared.max_connections.load(std::memory_order_relaxed)) {
-      if (!co_await runtime::sleep(10ms)) co_return;
+      if (!co_await runtime::sleep(10ms)) break;
     }
     Result<transport::Stream> accepted = co_await listener.accept();
     if (!accepted) {
       const Error& e = accepted.error();
-      if (e.code() == ErrorCode::kCancelled) co_return;
+      if (e.code() == ErrorCode::kCancelled) break;
       const auto delay = e.code() == ErrorCode::kLimitExceeded ? backoff.next(address, e) : 10ms;
       if (e.code() != ErrorCode::kLimitExceeded) {
         ML_LOG(kWarn, "accept on {}: {}", address, e.to_string());
       }
-      if (!co_await runtime::sleep(delay)) co_return;
+      if (!co_await runtime::sleep(delay)) break;
       continue;
     }
     backoff.reset();
-    const ServerEntry* entry = entry_of(*worker, accepting->server_key);
-    if (!entry) continue;  // no chain for this listener (cannot happen): the stream closes
-    transport::SocketAddress peer = accepted->peer_address().value_or(transport::SocketAddress());
-    shared.active.fetch_add(1, std::memory_order_relaxed);
-    if (entry->l4) {
-      l4::Connection connection;
-      connection.peer = std::move(peer);
-      connection.stream = std::move(*accepted);
-      runtime::spawn(serve_connection(entry->l4, std::move(connection), accepting->shared));
-    } else {
-      runtime::spawn(serve_http_connection(std::move(*accepted), std::move(peer), entry->h1,
-                                           entry->tls, worker, accepting->server_key,
-                                           accepting->shared));
-    }
+    dispatch(std::move(*accepted), worker, accepting);
+  }
+  for (transport::Stream& stream : listener.take_accepted()) {
+    dispatch(std::move(stream), worker, accepting);
   }
 }
 
