@@ -14,12 +14,14 @@
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "base/log.h"
 #include "proxy/admin/admin.h"
 #include "proxy/config/config.h"
 #include "proxy/server/server.h"
+#include "proxy/upgrade/control.h"
 #include "runtime/options.h"
 
 namespace {
@@ -54,6 +56,7 @@ struct Options {
   std::string config_file;
   bool check = false;
   bool version = false;
+  bool upgrade = false;
   std::string log_level = "info";
 };
 
@@ -216,12 +219,49 @@ int serve(const Options& options) {
     std::fprintf(stderr, "%s\n", log.error().message().c_str());
     return 1;
   }
-  auto started = server::Proxy::start(std::move(*loaded));
+  const std::optional<std::string> control_path = loaded->runtime.control_socket;
+  int upgrade_connection = -1;
+  monolake::proxy::server::Handover inherited;
+  if (options.upgrade) {
+    if (!control_path) {
+      std::fprintf(stderr,
+                   "monolake: --upgrade needs [runtime] control_socket in %s (the running "
+                   "process hands its sockets over there)\n",
+                   loaded->source.c_str());
+      return 1;
+    }
+    auto handover = monolake::proxy::upgrade::request_handover(*control_path, &upgrade_connection);
+    if (!handover) {
+      std::fprintf(stderr, "monolake: --upgrade: %s\n", handover.error().message().c_str());
+      return 1;
+    }
+    inherited = std::move(*handover);
+  }
+  // On any failure before "ready" the connection closes and the old process keeps serving.
+  auto started = server::Proxy::start(std::move(*loaded), std::move(inherited));
   if (!started) {
     std::fprintf(stderr, "monolake: cannot start:\n%s\n", started.error().message().c_str());
     return 1;
   }
   server::Proxy& proxy = **started;
+  std::unique_ptr<monolake::proxy::upgrade::ControlServer> control;
+  if (control_path) {
+    monolake::proxy::upgrade::ControlServer::Hooks control_hooks;
+    control_hooks.handover = [&proxy] {
+      std::lock_guard<std::mutex> lock(g_control_mutex);
+      return proxy.handover();
+    };
+    // Process-directed, so the main thread's sigtimedwait takes it: the same drain as SIGTERM.
+    control_hooks.on_ready = [] { ::kill(::getpid(), SIGTERM); };
+    auto started_control = monolake::proxy::upgrade::ControlServer::start(
+        *control_path, options.upgrade, std::move(control_hooks));
+    if (!started_control) {
+      std::fprintf(stderr, "monolake: cannot start: %s: runtime.control_socket: %s\n",
+                   proxy.config().source.c_str(), started_control.error().message().c_str());
+      return 1;
+    }
+    control = std::move(*started_control);
+  }
   std::unique_ptr<monolake::proxy::admin::AdminServer> admin;
   if (proxy.config().admin) {
     monolake::proxy::admin::Hooks hooks;
@@ -230,13 +270,22 @@ int serve(const Options& options) {
       std::lock_guard<std::mutex> lock(g_control_mutex);
       return monolake::proxy::admin::config_to_json(proxy.config());
     };
-    auto started_admin = monolake::proxy::admin::AdminServer::start(*proxy.config().admin, hooks);
+    auto started_admin =
+        monolake::proxy::admin::AdminServer::start(*proxy.config().admin, hooks, options.upgrade);
     if (!started_admin) {
       std::fprintf(stderr, "monolake: cannot start: %s: %s\n", proxy.config().source.c_str(),
                    started_admin.error().message().c_str());
       return 1;
     }
     admin = std::move(*started_admin);
+  }
+  if (upgrade_connection >= 0) {
+    // Everything is up: the old process may stop accepting and drain.
+    if (auto ready = monolake::proxy::upgrade::confirm_ready(upgrade_connection); !ready) {
+      ML_LOG(kWarn, "{}", ready.error().message());
+    } else {
+      ML_LOG(kInfo, "upgrade: took over from the previous process");
+    }
   }
   std::unique_lock<std::mutex> banner_lock(g_control_mutex);  // the admin API is up already
   print_banner(proxy, options.config_file.empty());
@@ -274,6 +323,7 @@ int serve(const Options& options) {
       continue;
     }
     const int status = drain(proxy, signals, sig);
+    control.reset();
     admin.reset();  // before the workers: an admin request must not reach a stopped pool
     proxy.stop();
     ML_LOG(kInfo, "stopped");
@@ -291,6 +341,9 @@ int main(int argc, char** argv) {
                "validate the configuration (and open its certificate and key files); print ok "
                "or the errors; bind nothing");
   app.add_flag("--version", options.version, "print the version");
+  app.add_flag("--upgrade", options.upgrade,
+               "binary upgrade: take the listening sockets of the monolake running with this "
+               "configuration (over [runtime] control_socket), then let it drain and exit");
   app.add_option("--log-level", options.log_level, "error | warn | info | debug (default info)");
   CLI11_PARSE(app, argc, argv);
 

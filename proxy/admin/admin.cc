@@ -1,6 +1,7 @@
 #include "proxy/admin/admin.h"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -123,18 +124,26 @@ Task<void> admin_accept_loop(int fd, const Hooks* hooks) {
 }  // namespace
 
 Result<std::unique_ptr<AdminServer>> AdminServer::start(const config::AdminConfig& config,
-                                                        Hooks hooks) {
+                                                        Hooks hooks, bool replace) {
   std::unique_ptr<AdminServer> server(new AdminServer());
   server->hooks_ = std::move(hooks);
   transport::ListenOptions options;
-  options.reuse_port = false;  // one admin listener; a second process must not share it
+  // One admin listener per process; during a binary upgrade the new process shares the TCP
+  // address with the old one (which soon exits) or takes the Unix path over.
+  options.reuse_port = true;
   options.unix_mode = 0600;
+  if (replace && config.listen.is_unix()) ::unlink(config.listen.unix_file_path().c_str());
   Result<transport::Listener> listener = transport::Listener::bind(config.listen, options);
   if (!listener) {
     return Error(listener.error().code(), "admin.listen: " + listener.error().to_string());
   }
   server->address_ = config.listen.to_string();
   server->unix_path_ = config.listen.unix_file_path();
+  struct stat st {};
+  if (!server->unix_path_.empty() && ::stat(server->unix_path_.c_str(), &st) == 0) {
+    server->unix_device_ = st.st_dev;
+    server->unix_inode_ = st.st_ino;
+  }
   const int fd = listener->release();
   runtime::WorkerPoolOptions pool;
   pool.workers = 1;
@@ -153,7 +162,12 @@ Result<std::unique_ptr<AdminServer>> AdminServer::start(const config::AdminConfi
 
 AdminServer::~AdminServer() {
   if (thread_) thread_->stop();  // the runtime closes the listener with its task
-  if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
+  // Remove the socket file only if it is still ours (after an upgrade it is the new process's).
+  struct stat st {};
+  if (!unix_path_.empty() && ::stat(unix_path_.c_str(), &st) == 0 && st.st_dev == unix_device_ &&
+      st.st_ino == unix_inode_) {
+    ::unlink(unix_path_.c_str());
+  }
 }
 
 // --- /config ------------------------------------------------------------------------------

@@ -10,6 +10,8 @@
 // `allow_remote = true` (checked by the configuration).
 #pragma once
 
+#include <sys/types.h>
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -30,7 +32,10 @@ struct Hooks {
 class AdminServer {
  public:
   // Binds (errors name the address) and starts serving.
-  static Result<std::unique_ptr<AdminServer>> start(const config::AdminConfig& config, Hooks hooks);
+  // `replace` (the new process of a binary upgrade): a Unix socket path still served by the old
+  // process is taken over; a TCP address is shared with it (SO_REUSEPORT) until it exits.
+  static Result<std::unique_ptr<AdminServer>> start(const config::AdminConfig& config, Hooks hooks,
+                                                    bool replace = false);
   ~AdminServer();
   const std::string& address() const { return address_; }
 
@@ -39,6 +44,8 @@ class AdminServer {
   Hooks hooks_;
   std::string address_;
   std::string unix_path_;
+  dev_t unix_device_ = 0;
+  ino_t unix_inode_ = 0;
   std::unique_ptr<runtime::WorkerPool> thread_;
 };
 

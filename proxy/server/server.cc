@@ -221,7 +221,7 @@ struct WorkerState {
   struct Accepting {
     std::string server_key;  // whose chain serves this listener's connections (may change)
     std::shared_ptr<ListenerShared> shared;
-    std::optional<runtime::JoinHandle<void>> loop;
+    std::vector<runtime::JoinHandle<void>> loops;  // one per socket this worker accepts on
   };
   Slot<ServiceSet> slot;
   std::map<std::string, std::shared_ptr<Accepting>> accepting;  // by listener address
@@ -230,7 +230,7 @@ struct WorkerState {
   void stop_accepting(const std::string& address) {
     auto it = accepting.find(address);
     if (it == accepting.end()) return;
-    if (it->second->loop) it->second->loop->cancel();  // the loop closes its socket as it ends
+    for (auto& loop : it->second->loops) loop.cancel();  // each loop closes its socket as it ends
     accepting.erase(it);
   }
 };
@@ -247,7 +247,7 @@ static const ServerEntry* entry_of(const WorkerState& worker, const std::string&
 struct Proxy::Plan {
   struct NewListener {
     std::shared_ptr<ListenerShared> shared;
-    std::vector<transport::Listener> per_worker;
+    std::vector<std::vector<transport::Listener>> per_worker;  // sockets worker i accepts on
   };
   std::shared_ptr<const Factory<ServiceSet>> factory;
   std::map<std::string, NewListener> added;                       // by address
@@ -384,8 +384,19 @@ std::vector<std::string> runtime_changes(const config::RuntimeConfig& a,
 }
 
 Result<std::unique_ptr<Proxy>> Proxy::start(config::Config config) {
+  return start(std::move(config), Handover{});
+}
+
+Result<std::unique_ptr<Proxy>> Proxy::start(config::Config config, Handover inherited) {
   std::unique_ptr<Proxy> proxy(new Proxy());
   proxy->ticket_keys_ = tls::TicketKeys::generate();
+  if (!inherited.ticket_keys.empty()) {
+    // The old process's keys: tickets it issued still resume here.
+    auto keys = tls::TicketKeys::import_keys(inherited.ticket_keys);
+    if (!keys) return std::move(keys).error();
+    proxy->ticket_keys_ = std::move(*keys);
+  }
+  proxy->inherited_ = std::move(inherited);
   const config::RuntimeConfig& rc = config.runtime;
   if (rc.max_open_files) {
     if (auto r = raise_open_files(config, *rc.max_open_files); !r) return std::move(r).error();
@@ -394,6 +405,11 @@ Result<std::unique_ptr<Proxy>> Proxy::start(config::Config config) {
     proxy->worker_states_.push_back(std::make_unique<WorkerState>());
   }
   Result<std::unique_ptr<Plan>> plan = proxy->prepare(config);
+  for (auto& [address, fds] : proxy->inherited_.sockets) {
+    // Addresses the new configuration no longer has: their sockets close here.
+    for (int fd : fds) ::close(fd);
+  }
+  proxy->inherited_.sockets.clear();
   if (!plan) return std::move(plan).error();
   if (rc.user) {
     if (auto r = drop_privileges(config, *rc.user); !r) return std::move(r).error();
@@ -502,15 +518,16 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
       plan->served[address] = kept->second;
       continue;
     }
-    auto bound = bind_per_worker(server.listener.address, worker_states_.size());
-    if (!bound) {
-      problem(config_error(config, server_path(server) + ".listener", bound.error().to_string()));
+    auto shared = std::make_shared<ListenerShared>();
+    Result<std::vector<std::vector<transport::Listener>>> sockets =
+        listeners_for(address, server.listener.address, *shared);
+    if (!sockets) {
+      problem(config_error(config, server_path(server) + ".listener", sockets.error().to_string()));
       continue;
     }
-    auto shared = std::make_shared<ListenerShared>();
     remember_unix_file(*shared, server.listener.address);
     plan->served[address] = shared;
-    plan->added[address] = Plan::NewListener{shared, std::move(*bound)};
+    plan->added[address] = Plan::NewListener{shared, std::move(*sockets)};
   }
   if (!problems.empty()) return Error(ErrorCode::kInvalidArgument, problems);
   for (const auto& [address, shared] : listeners_) {
@@ -518,6 +535,67 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
   }
   plan->factory = std::move(factory);
   return plan;
+}
+
+ListenerShared::~ListenerShared() {
+  for (int fd : handover_fds) ::close(fd);
+}
+
+namespace {
+int dup_fd(int fd) { return ::fcntl(fd, F_DUPFD_CLOEXEC, 0); }
+}  // namespace
+
+// The sockets each worker accepts on for a new address: the ones inherited from the process
+// being replaced when it had this address (distributed over the workers), else freshly bound.
+// `shared.handover_fds` gets a duplicate of each socket for a later upgrade.
+Result<std::vector<std::vector<transport::Listener>>> Proxy::listeners_for(
+    const std::string& address, const transport::SocketAddress& socket_address,
+    ListenerShared& shared) {
+  const size_t workers = worker_states_.size();
+  std::vector<std::vector<transport::Listener>> per_worker(workers);
+  auto inherited = inherited_.sockets.find(address);
+  if (inherited != inherited_.sockets.end() && !inherited->second.empty()) {
+    std::vector<int> fds = std::move(inherited->second);
+    inherited_.sockets.erase(inherited);
+    // Every inherited socket gets a worker (several per worker when there are more sockets
+    // than workers), and every worker a socket (shared when there are fewer).
+    for (size_t n = 0; n < std::max(fds.size(), workers); ++n) {
+      const int fd = dup_fd(fds[n % fds.size()]);
+      if (fd < 0) return Error::from_errno(errno, "dup inherited " + address);
+      Result<transport::Listener> listener = transport::Listener::adopt(fd);
+      if (!listener) {
+        ::close(fd);
+        return std::move(listener).error();
+      }
+      per_worker[n % workers].push_back(std::move(*listener));
+    }
+    shared.handover_fds = std::move(fds);
+    return per_worker;
+  }
+  Result<std::vector<transport::Listener>> bound = bind_per_worker(socket_address, workers);
+  if (!bound) return std::move(bound).error();
+  for (size_t i = 0; i < workers; ++i) {
+    const int fd = dup_fd((*bound)[i].fd());
+    if (fd < 0) return Error::from_errno(errno, "dup " + address);
+    // A Unix listener is one socket dup'ed per worker: hand it over once.
+    if (!socket_address.is_unix() || i == 0)
+      shared.handover_fds.push_back(fd);
+    else
+      ::close(fd);
+    per_worker[i].push_back(std::move((*bound)[i]));
+  }
+  return per_worker;
+}
+
+Handover Proxy::handover() {
+  Handover out;
+  for (const auto& [address, shared] : listeners_) {
+    std::vector<int>& fds = out.sockets[address];
+    for (int fd : shared->handover_fds) fds.push_back(fd);  // borrowed: sent, not closed
+  }
+  out.ticket_keys = ticket_keys_->export_keys();
+  handed_over_ = true;
+  return out;
 }
 
 Result<void> Proxy::commit(Plan& plan) {
@@ -529,7 +607,9 @@ Result<void> Proxy::commit(Plan& plan) {
   };
   std::function<void(size_t)> after_commit = [this, &plan](size_t i) { attach_listeners(i, plan); };
   if (auto r = update_all<ServiceSet>(*pool_, slot_of, plan.factory, after_commit); !r) return r;
-  for (const std::string& address : plan.removed) remove_unix_file(*listeners_.at(address));
+  for (const std::string& address : plan.removed) {
+    if (!handed_over_) remove_unix_file(*listeners_.at(address));
+  }
   listeners_ = plan.served;
   name_fingerprint_ = pending_fingerprint_;
   return ok();
@@ -544,8 +624,10 @@ void Proxy::attach_listeners(size_t i, Plan& plan) {
     auto accepting = std::make_shared<WorkerState::Accepting>();
     accepting->shared = added.shared;
     worker.accepting[address] = accepting;
-    accepting->loop = runtime::spawn_with_handle(
-        accept_loop(std::move(added.per_worker[i]), address, &worker, accepting));
+    for (transport::Listener& listener : added.per_worker[i]) {
+      accepting->loops.push_back(runtime::spawn_with_handle(
+          accept_loop(std::move(listener), address, &worker, accepting)));
+    }
   }
   for (const auto& [address, key] : plan.server_of) {
     if (auto it = worker.accepting.find(address); it != worker.accepting.end()) {
@@ -593,7 +675,9 @@ void Proxy::stop_accepting() {
     return true;
   };
   detail::run_on_each_worker(*pool_, stop);
-  for (const auto& [address, shared] : listeners_) remove_unix_file(*shared);
+  if (!handed_over_) {
+    for (const auto& [address, shared] : listeners_) remove_unix_file(*shared);
+  }
 }
 
 size_t Proxy::open_connections() const {

@@ -39,6 +39,7 @@
 #include "runtime/options.h"
 #include "runtime/worker_pool.h"
 #include "tls/tls.h"
+#include "transport/stream.h"
 
 namespace monolake::proxy::server {
 
@@ -57,8 +58,13 @@ struct ServiceSet {
 
 // Shared by the workers for one listening address; lives as long as the address is configured.
 struct ListenerShared {
+  ~ListenerShared();
   std::atomic<size_t> active{0};  // open connections accepted here, all workers
   std::atomic<size_t> max_connections{0};
+  // Duplicates of this address's listening sockets (one per socket the workers accept on),
+  // kept for a binary upgrade: the new process receives them and accepts on the very same
+  // sockets, so nothing waiting in an accept queue is lost. Closed with this object.
+  std::vector<int> handover_fds;
   // Unix listeners: the socket file this process made (path, device, inode), removed when the
   // listener is closed, unless something else has replaced the file since.
   std::string unix_path;
@@ -68,11 +74,27 @@ struct ListenerShared {
 
 struct WorkerState;  // one worker's slot and listeners (server.cc)
 
+// What a binary upgrade hands from the old process to the new one.
+struct Handover {
+  std::map<std::string, std::vector<int>> sockets;  // listener address -> listening sockets
+  std::string ticket_keys;                          // tls::TicketKeys::export_keys()
+};
+
 class Proxy {
  public:
   // Raises RLIMIT_NOFILE (max_open_files), binds every listener, drops privileges (user),
   // starts the workers and installs the chains. Refuses proxy types this build cannot serve.
   static Result<std::unique_ptr<Proxy>> start(config::Config config);
+  // The same, taking over the listening sockets and ticket keys of the process being replaced
+  // (binary upgrade): an address it had is served on its sockets (several per worker when it
+  // had more, shared when it had fewer); other addresses are bound. `inherited` sockets are
+  // owned by the Proxy afterwards (closed if unused).
+  static Result<std::unique_ptr<Proxy>> start(config::Config config, Handover inherited);
+
+  // For the control socket: dups of every listening socket and the ticket keys. From then on
+  // the Unix socket files of the listeners are left in place at exit (the new process serves
+  // them).
+  Handover handover();
   ~Proxy();
   Proxy(const Proxy&) = delete;
   Proxy& operator=(const Proxy&) = delete;
@@ -104,6 +126,9 @@ class Proxy {
 
   Result<std::unique_ptr<Plan>> prepare(const config::Config& config);
   Result<void> commit(Plan& plan);
+  Result<std::vector<std::vector<transport::Listener>>> listeners_for(
+      const std::string& address, const transport::SocketAddress& socket_address,
+      ListenerShared& shared);
   void attach_listeners(size_t worker, Plan& plan);
 
   config::Config config_;
@@ -114,7 +139,9 @@ class Proxy {
   // The addresses host names resolved to at the last prepare ("host:port=addr ...").
   std::string name_fingerprint_;
   std::string pending_fingerprint_;
-  bool stopping_ = false;  // set by stop_accepting(): no more reloads
+  bool stopping_ = false;     // set by stop_accepting(): no more reloads
+  bool handed_over_ = false;  // a new process took the sockets: leave their files alone
+  Handover inherited_;        // during start(): the sockets of the process being replaced
   std::unique_ptr<runtime::WorkerPool> pool_;
 };
 

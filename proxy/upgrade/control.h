@@ -1,0 +1,61 @@
+// Binary upgrade over `[runtime] control_socket`: a running monolake hands its listening sockets
+// (SCM_RIGHTS) and TLS ticket keys to its replacement, then drains.
+//
+//   new process                          old process (ControlServer)
+//   connect(control_socket)
+//   "upgrade\n"                 ---->
+//                               <----    "listener N ADDRESS\n"... "tickets HEX\n" "end\n",
+//                                        then the sockets, in batches with SCM_RIGHTS
+//   start workers on them; bind the
+//   control socket anew
+//   "ready\n"                   ---->    on_ready(): stop accepting, drain, exit
+//                               <----    "bye\n"
+//
+// If the new process fails before "ready" (bad config, failed bind, crash), its connection just
+// closes and the old process goes on serving as if nothing happened.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "base/result.h"
+#include "proxy/server/server.h"
+
+namespace monolake::proxy::upgrade {
+
+class ControlServer {
+ public:
+  struct Hooks {
+    std::function<server::Handover()> handover;  // called on the control thread
+    std::function<void()> on_ready;              // the new process serves: start draining
+  };
+  // Binds `path` (mode 0600). `replace` (the new process of an upgrade) takes the path over from
+  // the live old process; otherwise a live socket at `path` is an error (another monolake).
+  static Result<std::unique_ptr<ControlServer>> start(const std::string& path, bool replace,
+                                                      Hooks hooks);
+  ~ControlServer();
+
+ private:
+  ControlServer() = default;
+  void run();
+  void serve(int connection);
+
+  Hooks hooks_;
+  std::string path_;
+  int fd_ = -1;
+  dev_t device_ = 0;
+  ino_t inode_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// The new process's side: connects to `path`, asks for the sockets and keys. On success the
+// connection stays open in `*connection` until confirm_ready().
+Result<server::Handover> request_handover(const std::string& path, int* connection);
+// Tells the old process the new one serves (it then drains and exits), and closes `connection`.
+Result<void> confirm_ready(int connection);
+
+}  // namespace monolake::proxy::upgrade
