@@ -209,6 +209,10 @@ def test_ten_upgrades_under_load():
     current = pt.Monolake(MONOLAKE, text, DIR, name="monolake-gen0")
     current.wait_ready()
     load = Load(http_port, https_port, tcp_port)
+    # wrk with keep-alive alongside, bounded in time; it reports any socket error or non-2xx.
+    wrk = subprocess.Popen(["wrk", "-t1", "-c8", "-d6s", "http://127.0.0.1:%d/small.txt"
+                            % http_port], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
     olds = []
     try:
         time.sleep(1.0)
@@ -225,7 +229,14 @@ def test_ten_upgrades_under_load():
         time.sleep(1.0)
     finally:
         load.stop()
+        try:
+            wrk_out, _ = wrk.communicate(timeout=30)  # it runs 6 s, over the first upgrades
+        finally:
+            if wrk.poll() is None:
+                wrk.kill()
     assert not load.errors, "%d errors, e.g. %s" % (len(load.errors), load.errors[:5])
+    assert " requests in " in wrk_out, wrk_out
+    assert "Socket errors" not in wrk_out and "Non-2xx" not in wrk_out, wrk_out
     assert all(load.counts[k] > 0 for k in load.counts), load.counts
     # All traffic ends on the newest process.
     before = current.err().count("http server=web")
