@@ -289,7 +289,7 @@ TEST_P(StreamTest, TakeAcceptedLosesAndDuplicatesNothing) {
     Result<Stream> first = co_await with_timeout(l->accept(), std::chrono::seconds(5));
     if (!first) co_return -2;
     ++got;
-    co_await runtime::sleep(std::chrono::milliseconds(50));  // let the others arrive
+    (void)co_await runtime::sleep(std::chrono::milliseconds(50));  // let the others arrive
     got += static_cast<int>(l->take_accepted().size());
     while (got < 4) {
       Result<Stream> more = co_await with_timeout(l->accept(), std::chrono::seconds(5));

@@ -537,8 +537,11 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
   return plan;
 }
 
-ListenerShared::~ListenerShared() {
+ListenerShared::~ListenerShared() { close_handover(); }
+
+void ListenerShared::close_handover() {
   for (int fd : handover_fds) ::close(fd);
+  handover_fds.clear();
 }
 
 namespace {
@@ -608,6 +611,7 @@ Result<void> Proxy::commit(Plan& plan) {
   std::function<void(size_t)> after_commit = [this, &plan](size_t i) { attach_listeners(i, plan); };
   if (auto r = update_all<ServiceSet>(*pool_, slot_of, plan.factory, after_commit); !r) return r;
   for (const std::string& address : plan.removed) {
+    listeners_.at(address)->close_handover();
     if (!handed_over_) remove_unix_file(*listeners_.at(address));
   }
   listeners_ = plan.served;
@@ -675,8 +679,9 @@ void Proxy::stop_accepting() {
     return true;
   };
   detail::run_on_each_worker(*pool_, stop);
-  if (!handed_over_) {
-    for (const auto& [address, shared] : listeners_) remove_unix_file(*shared);
+  for (const auto& [address, shared] : listeners_) {
+    shared->close_handover();  // a new process that took them over has its own copies
+    if (!handed_over_) remove_unix_file(*shared);
   }
 }
 

@@ -65,6 +65,9 @@ struct ListenerShared {
   // kept for a binary upgrade: the new process receives them and accepts on the very same
   // sockets, so nothing waiting in an accept queue is lost. Closed with this object.
   std::vector<int> handover_fds;
+  // Closes handover_fds: once the workers stop accepting here, the sockets must really close
+  // (a duplicate kept open would keep the port listening with nobody accepting).
+  void close_handover();
   // Unix listeners: the socket file this process made (path, device, inode), removed when the
   // listener is closed, unless something else has replaced the file since.
   std::string unix_path;
