@@ -313,6 +313,63 @@ upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:%d" } }]
     ng.stop()
 
 
+def test_new_process_dying_mid_handover():
+    # A "new process" that takes the sockets and dies before "ready" (played by this test over
+    # the control socket): the old process goes on serving, and a real upgrade still works after.
+    import array
+    echo = pt.EchoServer()
+    ng_port = pt.free_port()
+    root = os.path.join(DIR, "www")
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "small.txt"), "w") as f:
+        f.write("hello\n")
+    ng = pt.nginx(DIR, ["server { listen 127.0.0.1:%d; root %s; }" % (ng_port, root)],
+                  name="nginx-crash")
+    pt.wait_until(lambda: pt.port_open(ng_port), 10, "nginx")
+    http_port, https_port, tcp_port = pt.free_port(), pt.free_port(), pt.free_port()
+    old = pt.Monolake(MONOLAKE, config(http_port, https_port, tcp_port, ng_port, echo.port), DIR,
+                      name="monolake-survivor")
+    old.wait_ready()
+    control = socket.socket(socket.AF_UNIX)
+    control.settimeout(10)
+    control.connect(os.path.join(SHORT, "monolake.ctl"))
+    control.sendall(b"upgrade\n")
+    text = b""
+    while not text.endswith(b"end\n"):
+        text += control.recv(1)
+    counts = [int(l.split()[1]) for l in text.decode().splitlines() if l.startswith("listener ")]
+    assert sum(counts) == 2 + 2 + 2, text  # three addresses, one socket per worker each
+    fds = array.array("i")
+    got = 0
+    while got < sum(counts):
+        msg, ancdata, flags, addr = control.recvmsg(1, socket.CMSG_SPACE(200 * fds.itemsize))
+        for level, kind, data in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                received = array.array("i")
+                received.frombytes(data[:len(data) - (len(data) % fds.itemsize)])
+                got += len(received)
+                fds.extend(received)
+    for fd in fds:
+        os.close(fd)
+    control.close()  # dies without "ready"
+    time.sleep(0.5)
+    assert old.running(), old.err()
+    assert "did not get ready" in old.err(), old.err()
+    conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
+    conn.request("GET", "/small.txt")
+    assert conn.getresponse().status == 200
+    conn.close()
+    # A real upgrade afterwards works.
+    new = upgrade(old.config_path, "monolake-after-crash")
+    assert old.wait(15) == 0, old.err()
+    conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
+    conn.request("GET", "/small.txt")
+    assert conn.getresponse().status == 200
+    conn.close()
+    assert new.stop() == 0
+    ng.stop()
+
+
 def test_long_upload_completes_across_an_upgrade():
     # An upstream that reads a body slowly and answers with its size.
     received = {}
