@@ -242,6 +242,21 @@ std::vector<int> Acceptor::take_ready() {
   return fds;
 }
 
+Task<std::vector<int>> Acceptor::stop() {
+  stopping_ = true;
+  if (multishot_ && op_.in_flight) {
+    backend().cancel(op_);
+    struct LastCompletion {
+      Acceptor* self;
+      bool await_ready() const noexcept { return !self->op_.in_flight; }
+      void await_suspend(std::coroutine_handle<> h) noexcept { self->stop_waiter_ = h; }
+      void await_resume() const noexcept {}
+    };
+    while (op_.in_flight) co_await LastCompletion{this};
+  }
+  co_return take_ready();
+}
+
 Acceptor::~Acceptor() {
   if (op_.in_flight) backend().abandon(op_);
   for (int32_t fd : ready_) {
@@ -251,6 +266,13 @@ Acceptor::~Acceptor() {
 
 void Acceptor::on_accepted(IoOp* op) {
   auto* self = static_cast<Acceptor*>(op->context);
+  if (self->stopping_) {
+    if (op->result >= 0) self->ready_.push_back(op->result);
+    if (!op->in_flight && self->stop_waiter_) {
+      Runtime::current()->schedule(std::exchange(self->stop_waiter_, {}));
+    }
+    return;
+  }
   if (op->result == -EAGAIN && !op->in_flight) {
     // A non-blocking listener can end the multishot with EAGAIN: re-arm it now if someone
     // waits, else at the next accept().

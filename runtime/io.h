@@ -185,6 +185,11 @@ class Acceptor {
   // Connections the kernel has already handed over (multishot) that accept() has not returned
   // yet; the caller owns them. A listener that stops should serve these rather than drop them.
   std::vector<int> take_ready();
+  // Stops accepting for good: cancels the multishot accept and waits for its last completion,
+  // so that every connection the kernel accepted on its behalf is returned (none is left in a
+  // completion nobody reads, to be reset when the process exits). Run it from a task that is
+  // not cancelled; accept() must not be waiting.
+  Task<std::vector<int>> stop();
 
  private:
   class WaitAwaiter;
@@ -195,6 +200,8 @@ class Acceptor {
   IoOp op_;
   std::deque<int32_t> ready_;  // accepted fds, or -errno
   std::coroutine_handle<> waiter_;
+  std::coroutine_handle<> stop_waiter_;  // stop(): resumed by the multishot's last completion
+  bool stopping_ = false;
 };
 
 }  // namespace monolake::runtime

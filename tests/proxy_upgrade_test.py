@@ -204,7 +204,7 @@ def test_ten_upgrades_under_load():
                         % (ng_port, root)])
     pt.wait_until(lambda: pt.port_open(ng_port), 10, "nginx")
     echo = pt.EchoServer()
-    http_port, https_port, tcp_port = pt.free_port(), pt.free_port(), pt.free_port()
+    http_port, https_port, tcp_port = pt.free_ports(3)
     text = config(http_port, https_port, tcp_port, ng_port, echo.port)
     current = pt.Monolake(MONOLAKE, text, DIR, name="monolake-gen0")
     current.wait_ready()
@@ -245,7 +245,9 @@ def test_ten_upgrades_under_load():
         conn.request("GET", "/small.txt")
         assert conn.getresponse().status == 200
         conn.close()
-    assert current.err().count("http server=web") >= before + 5
+    # (an access line is written once its response has gone out: wait for it)
+    pt.wait_until(lambda: current.err().count("http server=web") >= before + 5, 5,
+                  "the newest process logging the last requests")
     assert all(not o.running() for o in olds)
     print("  %s over 10 upgrades, no errors" % load.counts)
     assert current.stop() == 0
@@ -255,7 +257,7 @@ def test_ten_upgrades_under_load():
 def test_failed_upgrades_leave_the_old_process_serving():
     ng_port = pt.free_port()
     echo = pt.EchoServer()
-    http_port, https_port, tcp_port = pt.free_port(), pt.free_port(), pt.free_port()
+    http_port, https_port, tcp_port = pt.free_ports(3)
     root = os.path.join(DIR, "www")
     os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, "small.txt"), "w") as f:
@@ -326,7 +328,7 @@ def test_new_process_dying_mid_handover():
     ng = pt.nginx(DIR, ["server { listen 127.0.0.1:%d; root %s; }" % (ng_port, root)],
                   name="nginx-crash")
     pt.wait_until(lambda: pt.port_open(ng_port), 10, "nginx")
-    http_port, https_port, tcp_port = pt.free_port(), pt.free_port(), pt.free_port()
+    http_port, https_port, tcp_port = pt.free_ports(3)
     old = pt.Monolake(MONOLAKE, config(http_port, https_port, tcp_port, ng_port, echo.port), DIR,
                       name="monolake-survivor")
     old.wait_ready()
@@ -398,7 +400,7 @@ def test_long_upload_completes_across_an_upgrade():
     up.listen(4)
     threading.Thread(target=upstream, args=(up,), daemon=True).start()
     echo = pt.EchoServer()
-    http_port, https_port, tcp_port = pt.free_port(), pt.free_port(), pt.free_port()
+    http_port, https_port, tcp_port = pt.free_ports(3)
     text = config(http_port, https_port, tcp_port, up.getsockname()[1], echo.port)
     old = pt.Monolake(MONOLAKE, text, DIR, name="monolake-upload")
     old.wait_ready()

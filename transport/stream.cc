@@ -192,6 +192,17 @@ std::vector<Stream> Listener::take_accepted() {
   return streams;
 }
 
+Task<std::vector<Stream>> Listener::stop_accepting() {
+  std::vector<Stream> streams;
+  if (!acceptor_) co_return streams;
+  for (int fd : co_await acceptor_->stop()) {
+    Stream stream(fd);
+    if (nodelay_) (void)stream.set_nodelay(true);
+    streams.push_back(std::move(stream));
+  }
+  co_return streams;
+}
+
 int Listener::release() {
   acceptor_.reset();
   return std::exchange(fd_, -1);

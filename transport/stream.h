@@ -118,6 +118,9 @@ class Listener {
   // and not yet returned by accept(): a listener that stops hands these to its caller instead of
   // resetting them.
   std::vector<Stream> take_accepted();
+  // Stops accepting for good (see runtime::Acceptor::stop) and returns every connection the
+  // kernel had already accepted for this listener. Run from a task that is not cancelled.
+  Task<std::vector<Stream>> stop_accepting();
 
   bool valid() const { return fd_ >= 0; }
   int fd() const { return fd_; }

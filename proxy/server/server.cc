@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "base/log.h"
+#include "codec/framed.h"
 #include "proxy/service/update.h"
 #include "runtime/runtime.h"
 #include "runtime/time.h"
@@ -38,6 +39,7 @@ class ServiceSetFactory final : public Factory<ServiceSet> {
   struct Server {
     std::shared_ptr<const Factory<l4::L4Service>> l4;
     std::shared_ptr<const Factory<http::HttpService>> http;
+    std::shared_ptr<const Factory<thrift::ThriftService>> thrift;
     std::shared_ptr<const tls::ServerContext> tls;
     monolake::http::h1::ServerOptions h1;
   };
@@ -59,6 +61,12 @@ class ServiceSetFactory final : public Factory<ServiceSet> {
         auto chain = server.l4->make_from(old ? old->l4 : nullptr);
         if (chain)
           entry.l4 = std::move(*chain);
+        else
+          built = std::move(chain).error();
+      } else if (server.thrift) {
+        auto chain = server.thrift->make_from(old ? old->thrift : nullptr);
+        if (chain)
+          entry.thrift = std::move(*chain);
         else
           built = std::move(chain).error();
       } else {
@@ -321,6 +329,46 @@ Task<void> serve_http_connection(transport::Stream stream, transport::SocketAddr
   (void)co_await monolake::http::h1::serve(bytes, info, options, handler);
 }
 
+// Serves one Thrift connection: frames in (transport and protocol detected from the first
+// bytes), each call on the worker's *current* chain for the server, replies out in order. A
+// connection idle for server_keepalive_timeout_sec, or a call whose frame does not arrive whole
+// within server_message_timeout_sec, is closed; a malformed frame closes the connection.
+Task<void> serve_thrift_connection(transport::Stream stream, transport::SocketAddress peer,
+                                   monolake::http::h1::ServerOptions timeouts, WorkerState* worker,
+                                   std::string key, std::shared_ptr<ListenerShared> shared) {
+  struct Release {
+    ListenerShared* shared;
+    ~Release() { shared->active.fetch_sub(1, std::memory_order_relaxed); }
+  } release{shared.get()};
+  const std::string client = peer.to_string();
+  transport::ByteStreamOf<transport::Stream> bytes(std::move(stream));
+  codec::Framed<transport::ByteStream, codec::thrift::Codec> framed(bytes);
+  const auto idle = timeouts.keepalive_timeout.count() > 0 ? timeouts.keepalive_timeout
+                                                           : std::chrono::nanoseconds(75s);
+  while (true) {
+    Result<std::optional<codec::thrift::Frame>> frame =
+        co_await runtime::with_timeout(framed.next(), idle);
+    if (!frame) {
+      ML_LOG(kDebug, "thrift: {}: {}", client, frame.error().to_string());
+      co_return;  // timeout, malformed frame or reset: the connection closes
+    }
+    if (!frame->has_value()) co_return;  // the client closed
+    const ServerEntry* current = entry_of(*worker, key);
+    if (!current || !current->thrift) co_return;
+    std::shared_ptr<thrift::ThriftService> chain = current->thrift;  // held for this call
+    // A named Call, not a braced temporary in the co_await: GCC 12 byte-copied that one into the
+    // callee's frame and destroyed it twice (found with valgrind).
+    thrift::Call call;
+    call.frame = std::move(**frame);
+    call.client = client;
+    Result<thrift::Reply> reply = co_await chain->call(std::move(call));
+    if (!reply) co_return;
+    if (reply->frame) {
+      if (!co_await framed.send(*reply->frame)) co_return;
+    }
+  }
+}
+
 // Waits before the next accept after EMFILE/ENFILE: 10 ms doubling to 1 s, so a process out of
 // descriptors neither spins nor stops serving when descriptors free up.
 struct AcceptBackoff {
@@ -351,12 +399,11 @@ static Task<void> accept_loop(transport::Listener listener, std::string address,
 Result<void> check_supported(const config::Config& config) {
   std::string problems;
   for (const config::ServerConfig& server : config.servers) {
-    if (server.proxy_type != config::ProxyType::kThrift) continue;
+    if (server.proxy_type != config::ProxyType::kThrift || !server.tls) continue;
     if (!problems.empty()) problems += "\n";
-    problems += fmt::format(
-        "{}: {}.proxy_type: \"{}\" servers are not served by this build yet "
-        "(only \"tcp\" and \"http\")",
-        config.source, server_path(server), config::proxy_type_name(server.proxy_type));
+    problems +=
+        fmt::format("{}: {}.tls: TLS on \"{}\" listeners is not supported yet", config.source,
+                    server_path(server), config::proxy_type_name(server.proxy_type));
   }
   if (!problems.empty()) return Error(ErrorCode::kUnsupported, problems);
   return ok();
@@ -472,6 +519,10 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
     ServiceSetFactory::Server entry;
     if (server.proxy_type == config::ProxyType::kTcp) {
       entry.l4 = std::make_shared<l4::L4Factory>(server, tls_context);
+    } else if (server.proxy_type == config::ProxyType::kThrift) {
+      entry.thrift = std::make_shared<thrift::ThriftFactory>(server);
+      entry.h1.keepalive_timeout = server.timeout.server_keepalive;
+      entry.h1.read_body_timeout = server.timeout.server_message;
     } else {
       std::vector<std::shared_ptr<const tls::ClientContext>> upstream_tls;
       bool tls_ok = true;
@@ -706,6 +757,11 @@ static void dispatch(transport::Stream stream, WorkerState* worker,
   if (!entry) return;  // no chain for this listener (cannot happen): the stream closes
   transport::SocketAddress peer = stream.peer_address().value_or(transport::SocketAddress());
   accepting->shared->active.fetch_add(1, std::memory_order_relaxed);
+  if (entry->thrift) {
+    runtime::spawn(serve_thrift_connection(std::move(stream), std::move(peer), entry->h1, worker,
+                                           accepting->server_key, accepting->shared));
+    return;
+  }
   if (entry->l4) {
     l4::Connection connection;
     connection.peer = std::move(peer);
@@ -714,6 +770,13 @@ static void dispatch(transport::Stream stream, WorkerState* worker,
   } else {
     runtime::spawn(serve_http_connection(std::move(stream), std::move(peer), entry->h1, entry->tls,
                                          worker, accepting->server_key, accepting->shared));
+  }
+}
+
+static Task<void> finish_listener(transport::Listener listener, WorkerState* worker,
+                                  std::shared_ptr<WorkerState::Accepting> accepting) {
+  for (transport::Stream& stream : co_await listener.stop_accepting()) {
+    dispatch(std::move(stream), worker, accepting);
   }
 }
 
@@ -745,9 +808,9 @@ static Task<void> accept_loop(transport::Listener listener, std::string address,
     backoff.reset();
     dispatch(std::move(*accepted), worker, accepting);
   }
-  for (transport::Stream& stream : listener.take_accepted()) {
-    dispatch(std::move(stream), worker, accepting);
-  }
+  // This task is cancelled: a fresh one waits for the multishot accept's last completion and
+  // serves whatever the kernel accepted meanwhile (so nothing is reset at exit).
+  runtime::spawn(finish_listener(std::move(listener), worker, accepting));
 }
 
 }  // namespace monolake::proxy::server

@@ -36,6 +36,7 @@
 #include "proxy/http/http_proxy.h"
 #include "proxy/l4/l4.h"
 #include "proxy/service/slot.h"
+#include "proxy/thrift/thrift_proxy.h"
 #include "runtime/options.h"
 #include "runtime/worker_pool.h"
 #include "tls/tls.h"
@@ -47,6 +48,7 @@ namespace monolake::proxy::server {
 struct ServerEntry {
   std::shared_ptr<l4::L4Service> l4;              // proxy_type "tcp"
   std::shared_ptr<http::HttpService> http;        // proxy_type "http"
+  std::shared_ptr<thrift::ThriftService> thrift;  // proxy_type "thrift"
   std::shared_ptr<const tls::ServerContext> tls;  // listener TLS (http: handshake done here)
   monolake::http::h1::ServerOptions h1;
 };
