@@ -134,9 +134,10 @@ def test_every_problem_reported_at_once():
     expect_rejected("many.toml", text, "FILE: runtime.worker_threads: ", "FILE: runtime.bogus: ")
 
 
-def test_proxy_type_not_served_yet_is_an_error_not_a_crash():
+def test_unsupported_combination_is_an_error_not_a_crash():
+    # GOOD has a TLS listener: TLS on a thrift listener is not supported yet.
     text = good().replace('proxy_type = "tcp"', 'proxy_type = "thrift"')
-    expect_rejected("thrift.toml", text, "FILE: servers.edge.proxy_type: ", "not served by this build")
+    expect_rejected("thrift.toml", text, "FILE: servers.edge.tls: ", "not supported yet")
 
 
 def test_listener_that_cannot_bind():

@@ -12,7 +12,7 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libc-ares-dev
   # tools used by tests and benchmarks
   curl netcat-openbsd procps iproute2 openssl gnutls-bin testssl.sh nginx-light haproxy wrk
-  socat python3 apache2-utils python3-websockets slowhttptest python3-thrift
+  socat python3 apache2-utils python3-websockets slowhttptest python3-thrift thrift-compiler
 )
 
 missing=()
