@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -201,6 +202,25 @@ Task<std::vector<Stream>> Listener::stop_accepting() {
     streams.push_back(std::move(stream));
   }
   co_return streams;
+}
+
+UnixSocketFile::UnixSocketFile(std::string path) : path_(std::move(path)) {
+  struct stat st {};
+  if (!path_.empty() && ::stat(path_.c_str(), &st) == 0) {
+    device_ = st.st_dev;
+    inode_ = st.st_ino;
+  } else {
+    path_.clear();
+  }
+}
+
+void UnixSocketFile::remove_if_ours() {
+  struct stat st {};
+  if (!path_.empty() && ::stat(path_.c_str(), &st) == 0 && st.st_dev == device_ &&
+      st.st_ino == inode_) {
+    ::unlink(path_.c_str());
+  }
+  path_.clear();
 }
 
 int Listener::release() {

@@ -8,9 +8,11 @@
 #pragma once
 
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include <chrono>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "base/buffer.h"
@@ -96,6 +98,24 @@ struct ListenOptions {
   // to replace a stale socket file at the path (one nobody listens on; a live one is an error).
   mode_t unix_mode = 0;
   bool unlink_stale_unix = true;
+};
+
+// The file of a Unix socket this process bound, remembered by device and inode so it can be
+// removed later only if it is still the same file (another process, e.g. the new one of a
+// binary upgrade, may have bound the path since).
+class UnixSocketFile {
+ public:
+  UnixSocketFile() = default;
+  // Notes the file now at `path` (nothing if empty or absent).
+  explicit UnixSocketFile(std::string path);
+  // Unlinks the path if it is still the file noted. Idempotent.
+  void remove_if_ours();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  dev_t device_ = 0;
+  ino_t inode_ = 0;
 };
 
 class Listener {

@@ -138,12 +138,7 @@ Result<std::unique_ptr<AdminServer>> AdminServer::start(const config::AdminConfi
     return Error(listener.error().code(), "admin.listen: " + listener.error().to_string());
   }
   server->address_ = config.listen.to_string();
-  server->unix_path_ = config.listen.unix_file_path();
-  struct stat st {};
-  if (!server->unix_path_.empty() && ::stat(server->unix_path_.c_str(), &st) == 0) {
-    server->unix_device_ = st.st_dev;
-    server->unix_inode_ = st.st_ino;
-  }
+  server->unix_file_ = transport::UnixSocketFile(config.listen.unix_file_path());
   const int fd = listener->release();
   runtime::WorkerPoolOptions pool;
   pool.workers = 1;
@@ -162,12 +157,7 @@ Result<std::unique_ptr<AdminServer>> AdminServer::start(const config::AdminConfi
 
 AdminServer::~AdminServer() {
   if (thread_) thread_->stop();  // the runtime closes the listener with its task
-  // Remove the socket file only if it is still ours (after an upgrade it is the new process's).
-  struct stat st {};
-  if (!unix_path_.empty() && ::stat(unix_path_.c_str(), &st) == 0 && st.st_dev == unix_device_ &&
-      st.st_ino == unix_inode_) {
-    ::unlink(unix_path_.c_str());
-  }
+  unix_file_.remove_if_ours();   // not if the new process of an upgrade has bound it since
 }
 
 // --- /config ------------------------------------------------------------------------------

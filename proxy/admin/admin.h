@@ -19,6 +19,7 @@
 #include "base/result.h"
 #include "proxy/config/config.h"
 #include "runtime/worker_pool.h"
+#include "transport/stream.h"
 
 namespace monolake::proxy::admin {
 
@@ -43,9 +44,7 @@ class AdminServer {
   AdminServer() = default;
   Hooks hooks_;
   std::string address_;
-  std::string unix_path_;
-  dev_t unix_device_ = 0;
-  ino_t unix_inode_ = 0;
+  transport::UnixSocketFile unix_file_;
   std::unique_ptr<runtime::WorkerPool> thread_;
 };
 

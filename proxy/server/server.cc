@@ -201,25 +201,6 @@ Result<void> resolve_uri_endpoints(const config::Config& config, config::ServerC
   return ok();
 }
 
-void remember_unix_file(ListenerShared& shared, const transport::SocketAddress& address) {
-  if (!address.is_unix()) return;
-  shared.unix_path = address.unix_file_path();
-  struct stat st {};
-  if (::stat(shared.unix_path.c_str(), &st) == 0) {
-    shared.unix_device = st.st_dev;
-    shared.unix_inode = st.st_ino;
-  }
-}
-
-// Removes a Unix listener's socket file if it is still the one this process made.
-void remove_unix_file(const ListenerShared& shared) {
-  if (shared.unix_path.empty()) return;
-  struct stat st {};
-  if (::stat(shared.unix_path.c_str(), &st) != 0) return;
-  if (st.st_dev != shared.unix_device || st.st_ino != shared.unix_inode) return;
-  ::unlink(shared.unix_path.c_str());
-}
-
 }  // namespace
 
 // --- Worker state --------------------------------------------------------------------------
@@ -576,7 +557,7 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
       problem(config_error(config, server_path(server) + ".listener", sockets.error().to_string()));
       continue;
     }
-    remember_unix_file(*shared, server.listener.address);
+    shared->unix_file = transport::UnixSocketFile(server.listener.address.unix_file_path());
     plan->served[address] = shared;
     plan->added[address] = Plan::NewListener{shared, std::move(*sockets)};
   }
@@ -663,7 +644,7 @@ Result<void> Proxy::commit(Plan& plan) {
   if (auto r = update_all<ServiceSet>(*pool_, slot_of, plan.factory, after_commit); !r) return r;
   for (const std::string& address : plan.removed) {
     listeners_.at(address)->close_handover();
-    if (!handed_over_) remove_unix_file(*listeners_.at(address));
+    if (!handed_over_) listeners_.at(address)->unix_file.remove_if_ours();
   }
   listeners_ = plan.served;
   name_fingerprint_ = pending_fingerprint_;
@@ -732,7 +713,7 @@ void Proxy::stop_accepting() {
   detail::run_on_each_worker(*pool_, stop);
   for (const auto& [address, shared] : listeners_) {
     shared->close_handover();  // a new process that took them over has its own copies
-    if (!handed_over_) remove_unix_file(*shared);
+    if (!handed_over_) shared->unix_file.remove_if_ours();
   }
 }
 

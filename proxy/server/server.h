@@ -70,11 +70,9 @@ struct ListenerShared {
   // Closes handover_fds: once the workers stop accepting here, the sockets must really close
   // (a duplicate kept open would keep the port listening with nobody accepting).
   void close_handover();
-  // Unix listeners: the socket file this process made (path, device, inode), removed when the
-  // listener is closed, unless something else has replaced the file since.
-  std::string unix_path;
-  dev_t unix_device = 0;
-  ino_t unix_inode = 0;
+  // Unix listeners: the socket file this process made, removed when the listener is closed
+  // unless something else has replaced the file since.
+  transport::UnixSocketFile unix_file;
 };
 
 struct WorkerState;  // one worker's slot and listeners (server.cc)

@@ -162,11 +162,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::string& p
     server->fd_ = -1;
     return e;
   }
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0) {
-    server->device_ = st.st_dev;
-    server->inode_ = st.st_ino;
-  }
+  server->file_ = transport::UnixSocketFile(path);
   server->thread_ = std::thread([s = server.get()] { s->run(); });
   return server;
 }
@@ -175,12 +171,7 @@ ControlServer::~ControlServer() {
   stop_ = true;
   if (thread_.joinable()) thread_.join();
   if (fd_ >= 0) ::close(fd_);
-  // Remove the file only if it is still ours (after an upgrade it is the new process's).
-  struct stat st {};
-  if (!path_.empty() && ::stat(path_.c_str(), &st) == 0 && st.st_dev == device_ &&
-      st.st_ino == inode_) {
-    ::unlink(path_.c_str());
-  }
+  file_.remove_if_ours();  // not if the new process of an upgrade has bound the path since
 }
 
 void ControlServer::run() {

@@ -23,6 +23,7 @@
 
 #include "base/result.h"
 #include "proxy/server/server.h"
+#include "transport/stream.h"
 
 namespace monolake::proxy::upgrade {
 
@@ -45,9 +46,8 @@ class ControlServer {
 
   Hooks hooks_;
   std::string path_;
+  transport::UnixSocketFile file_;
   int fd_ = -1;
-  dev_t device_ = 0;
-  ino_t inode_ = 0;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
