@@ -182,9 +182,6 @@ class Acceptor {
 
   Task<Result<AcceptedSocket>> accept();
   bool multishot() const { return multishot_; }
-  // Connections the kernel has already handed over (multishot) that accept() has not returned
-  // yet; the caller owns them. A listener that stops should serve these rather than drop them.
-  std::vector<int> take_ready();
   // Stops accepting for good: cancels the multishot accept and waits for its last completion,
   // so that every connection the kernel accepted on its behalf is returned (none is left in a
   // completion nobody reads, to be reset when the process exits). Run it from a task that is
@@ -194,6 +191,9 @@ class Acceptor {
  private:
   class WaitAwaiter;
   static void on_accepted(IoOp* op);
+  // Connections the kernel has already handed over (multishot) that accept() has not returned
+  // yet; the caller owns them.
+  std::vector<int> take_ready();
 
   int listen_fd_;
   bool multishot_;

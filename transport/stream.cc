@@ -182,17 +182,6 @@ Result<Listener> Listener::adopt(int fd) {
   return listener;
 }
 
-std::vector<Stream> Listener::take_accepted() {
-  std::vector<Stream> streams;
-  if (!acceptor_) return streams;
-  for (int fd : acceptor_->take_ready()) {
-    Stream stream(fd);
-    if (nodelay_) (void)stream.set_nodelay(true);
-    streams.push_back(std::move(stream));
-  }
-  return streams;
-}
-
 Task<std::vector<Stream>> Listener::stop_accepting() {
   std::vector<Stream> streams;
   if (!acceptor_) co_return streams;

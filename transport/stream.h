@@ -134,10 +134,6 @@ class Listener {
   // The next connection. Backs off on nothing: EMFILE/ENFILE come back as kLimitExceeded and
   // the caller decides how long to wait. One accept() at a time per Listener.
   Task<Result<Stream>> accept();
-  // Connections already accepted by the kernel on this listener's behalf (io_uring multishot)
-  // and not yet returned by accept(): a listener that stops hands these to its caller instead of
-  // resetting them.
-  std::vector<Stream> take_accepted();
   // Stops accepting for good (see runtime::Acceptor::stop) and returns every connection the
   // kernel had already accepted for this listener. Run from a task that is not cancelled.
   Task<std::vector<Stream>> stop_accepting();

@@ -35,7 +35,6 @@ std::unique_ptr<ClientConnection> ConnectionPool::take(const std::string& addres
     --idle_total_;
     if (now - candidate.since > options_.idle_timeout) continue;
     if (!candidate.connection->idle_and_healthy()) continue;
-    ++reused_;
     found = std::move(candidate.connection);
   }
   update_gauge();
@@ -315,7 +314,6 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
           bytes = std::make_unique<transport::ByteStreamOf<transport::Stream>>(std::move(*stream));
         }
         upstreams_->report_success(index);
-        pool_->count_created();
         conn = std::make_unique<ClientConnection>(std::move(bytes), options_.limits);
       }
       Result<void> written = co_await conn->write_request(request.head, request.body.get());

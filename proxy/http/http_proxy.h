@@ -53,9 +53,6 @@ class ConnectionPool {
   size_t idle_count() const;
   // Keeps `gauge` equal to the number of idle connections (for /stats).
   void set_gauge(std::shared_ptr<metrics::HttpServerStats> stats) { stats_ = std::move(stats); }
-  uint64_t created() const { return created_; }
-  uint64_t reused() const { return reused_; }
-  void count_created() { ++created_; }
   const Options& options() const { return options_; }
 
  private:
@@ -70,8 +67,6 @@ class ConnectionPool {
   std::shared_ptr<metrics::HttpServerStats> stats_;
   size_t idle_total_ = 0;
   runtime::TimePoint last_sweep_{};
-  uint64_t created_ = 0;
-  uint64_t reused_ = 0;
 };
 
 struct ForwardOptions {

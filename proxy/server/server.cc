@@ -248,14 +248,17 @@ struct Proxy::Plan {
 
 namespace {
 
+// Releases the open-connection count (incremented by dispatch()) however a connection task ends.
+struct OpenConnection {
+  ListenerShared* shared;
+  ~OpenConnection() { shared->active.fetch_sub(1, std::memory_order_relaxed); }
+};
+
 // Serves one accepted connection with the chain it started with. The open-connection count
 // (incremented by the accept loop) is released however the task ends.
 Task<void> serve_connection(std::shared_ptr<l4::L4Service> chain, l4::Connection connection,
                             std::shared_ptr<ListenerShared> shared) {
-  struct Release {
-    ListenerShared* shared;
-    ~Release() { shared->active.fetch_sub(1, std::memory_order_relaxed); }
-  } release{shared.get()};
+  const OpenConnection counted{shared.get()};
   (void)co_await chain->call(std::move(connection));
 }
 
@@ -269,10 +272,7 @@ Task<void> serve_http_connection(transport::Stream stream, transport::SocketAddr
                                  std::shared_ptr<const tls::ServerContext> tls_context,
                                  WorkerState* worker, std::string key,
                                  std::shared_ptr<ListenerShared> shared) {
-  struct Release {
-    ListenerShared* shared;
-    ~Release() { shared->active.fetch_sub(1, std::memory_order_relaxed); }
-  } release{shared.get()};
+  const OpenConnection counted{shared.get()};
   monolake::http::ConnectionInfo info;
   info.peer = std::move(peer);
   info.peer_text = info.peer.to_string();
@@ -317,10 +317,7 @@ Task<void> serve_http_connection(transport::Stream stream, transport::SocketAddr
 Task<void> serve_thrift_connection(transport::Stream stream, transport::SocketAddress peer,
                                    monolake::http::h1::ServerOptions timeouts, WorkerState* worker,
                                    std::string key, std::shared_ptr<ListenerShared> shared) {
-  struct Release {
-    ListenerShared* shared;
-    ~Release() { shared->active.fetch_sub(1, std::memory_order_relaxed); }
-  } release{shared.get()};
+  const OpenConnection counted{shared.get()};
   const std::string client = peer.to_string();
   transport::ByteStreamOf<transport::Stream> bytes(std::move(stream));
   codec::Framed<transport::ByteStream, codec::thrift::Codec> framed(bytes);
