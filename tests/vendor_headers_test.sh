@@ -14,6 +14,7 @@ rules=(
   'gnutls/'='tls/gnutls/'
   'nghttp2/'='http/h2/'
   'llhttp\.h'='http/h1/'
+  'grpcpp/|grpc/|google/protobuf/'='tests/grpc/'
 )
 
 status=0
