@@ -52,6 +52,10 @@ struct Response {
   UpgradeHandler upgrade;      // with status 101: what the connection becomes
 };
 
+// What a server connection (HTTP/1.1 or HTTP/2) calls for each request. It may choose its
+// service chain each time.
+using Handler = std::function<runtime::Task<Response>(Request)>;
+
 // A response with a small text body ("502 Bad Gateway\n"...), for errors and direct answers.
 Response text_response(int status, std::string body = {});
 

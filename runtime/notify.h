@@ -68,4 +68,7 @@ class Notify {
   bool permit_ = false;
 };
 
+// The wait as a Task, for with_timeout(notified(n), limit).
+inline Task<Result<void>> notified(Notify& notify) { co_return co_await notify.wait(); }
+
 }  // namespace monolake::runtime

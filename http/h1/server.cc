@@ -358,10 +358,11 @@ Task<ServeStats> serve_loop(Conn& c, const ConnectionInfo& info, const Handler& 
 }  // namespace
 
 Task<ServeStats> serve(transport::ByteStream& stream, const ConnectionInfo& info,
-                       const ServerOptions& options, const Handler& handler) {
+                       const ServerOptions& options, const Handler& handler, IoBuffer pending) {
   runtime::CancelState cancel;
   runtime::CancelLink link(co_await runtime::current_cancel_state{}, &cancel);
   Conn conn{stream, options};
+  conn.in = std::move(pending);
   conn.timer.cancel = &cancel;
   Task<ServeStats> loop = serve_loop(conn, info, handler);
   loop.set_cancel_state(&cancel);

@@ -42,7 +42,7 @@ struct ServerOptions {
   const bool* draining = nullptr;
 };
 
-using Handler = std::function<runtime::Task<Response>(Request)>;
+using Handler = http::Handler;
 
 struct ServeStats {
   uint64_t requests = 0;
@@ -51,7 +51,9 @@ struct ServeStats {
   const char* ended = "closed";
 };
 
+// `pending`: bytes already read from the connection (protocol detection), served first.
 runtime::Task<ServeStats> serve(transport::ByteStream& stream, const ConnectionInfo& info,
-                                const ServerOptions& options, const Handler& handler);
+                                const ServerOptions& options, const Handler& handler,
+                                IoBuffer pending = {});
 
 }  // namespace monolake::http::h1

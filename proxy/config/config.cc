@@ -408,10 +408,51 @@ class Parser {
     }
   }
 
-  void parse_server(const toml::table& table, const std::string& path, ServerConfig& out) {
+  void parse_http2(const toml::table& table, const std::string& path, Http2Config& out) {
     TableReader r(errors_, table, path,
-                  {"name", "proxy_type", "listener", "tls", "timeout", "max_connections", "routes",
-                   "route", "trusted_proxies", "max_request_body_bytes"});
+                  {"enabled", "max_concurrent_streams", "initial_stream_window",
+                   "connection_window", "max_header_list_size", "max_continuations",
+                   "max_resets_burst", "max_resets_per_sec", "max_control_frames_per_sec",
+                   "max_consecutive_empty_frames", "max_priority_frames_per_stream"});
+    if (auto b = r.boolean("enabled")) out.enabled = *b;
+    // HTTP/2 window sizes may not exceed 2^31-1 (RFC 9113 6.9.1); the others are counts.
+    const int64_t kMaxWindow = (int64_t{1} << 31) - 1;
+    auto read = [&](std::string_view key, int64_t min, int64_t max, uint32_t& field) {
+      if (auto n = r.integer(key, min, max)) field = static_cast<uint32_t>(*n);
+    };
+    read("max_concurrent_streams", 1, kMaxInt32, out.max_concurrent_streams);
+    read("initial_stream_window", 1024, kMaxWindow, out.initial_stream_window);
+    read("connection_window", 65535, kMaxWindow, out.connection_window);
+    read("max_header_list_size", 1024, kMaxInt32, out.max_header_list_size);
+    read("max_continuations", 0, 1024, out.max_continuations);
+    read("max_resets_burst", 1, kMaxInt32, out.max_resets_burst);
+    read("max_resets_per_sec", 1, kMaxInt32, out.max_resets_per_sec);
+    read("max_control_frames_per_sec", 1, kMaxInt32, out.max_control_frames_per_sec);
+    read("max_consecutive_empty_frames", 0, kMaxInt32, out.max_consecutive_empty_frames);
+    read("max_priority_frames_per_stream", 1, kMaxInt32, out.max_priority_frames_per_stream);
+  }
+
+  void parse_server(const toml::table& table, const std::string& path, ServerConfig& out) {
+    TableReader r(
+        errors_, table, path,
+        {"name", "proxy_type", "listener", "tls", "timeout", "max_connections", "routes", "route",
+         "trusted_proxies", "max_request_body_bytes", "upstream_http_version", "http2"});
+    if (auto version = r.string("upstream_http_version")) {
+      if (*version == "http11") {
+        out.upstream_http_version = UpstreamHttpVersion::kHttp11;
+      } else if (*version == "http2") {
+        out.upstream_http_version = UpstreamHttpVersion::kHttp2;
+      } else if (*version == "auto") {
+        out.upstream_http_version = UpstreamHttpVersion::kAuto;
+      } else {
+        errors_.add(r.path_of("upstream_http_version"),
+                    fmt::format("unknown HTTP version '{}': expected one of {}", *version,
+                                quoted_list({"http11", "http2", "auto"})));
+      }
+    }
+    if (const toml::table* http2 = r.table("http2")) {
+      parse_http2(*http2, r.path_of("http2"), out.http2);
+    }
     if (auto n = r.integer("max_request_body_bytes", 0, std::numeric_limits<int64_t>::max())) {
       out.max_request_body_bytes = static_cast<uint64_t>(*n);
     }

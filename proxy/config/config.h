@@ -150,6 +150,26 @@ struct RouteConfig {
   LoadBalancer load_balancer = LoadBalancer::kRoundRobin;
 };
 
+// http: the HTTP version spoken to upstreams (Monolake's key). kAuto: ALPN on https upstreams
+// (h2 if the upstream picks it), HTTP/1.1 on cleartext ones.
+enum class UpstreamHttpVersion { kHttp11, kHttp2, kAuto };
+
+// [servers.NAME.http2]: HTTP/2 towards clients (ALPN h2 on TLS listeners, prior knowledge on
+// plain ones) and its limits; the same limits apply to HTTP/2 upstream connections.
+struct Http2Config {
+  bool enabled = true;
+  uint32_t max_concurrent_streams = 100;
+  uint32_t initial_stream_window = 64 * 1024;
+  uint32_t connection_window = 1024 * 1024;
+  uint32_t max_header_list_size = 64 * 1024;
+  uint32_t max_continuations = 8;
+  uint32_t max_resets_burst = 1000;
+  uint32_t max_resets_per_sec = 33;
+  uint32_t max_control_frames_per_sec = 1000;
+  uint32_t max_consecutive_empty_frames = 10;
+  uint32_t max_priority_frames_per_stream = 100;
+};
+
 struct ServerConfig {
   std::string key;   // the table key: [servers.<key>]
   std::string name;  // default: key
@@ -163,6 +183,8 @@ struct ServerConfig {
   // http: clients whose X-Forwarded-For is believed (appended to); others' is replaced.
   std::vector<Cidr> trusted_proxies;
   std::vector<RouteConfig> routes;  // at least one; tcp and thrift servers have exactly one
+  UpstreamHttpVersion upstream_http_version = UpstreamHttpVersion::kAuto;
+  Http2Config http2;
 };
 
 // [admin] (reserved: parsed and validated, nothing serves it yet).

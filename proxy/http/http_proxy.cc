@@ -73,6 +73,60 @@ void ConnectionPool::sweep(runtime::TimePoint now) {
   }
 }
 
+std::shared_ptr<mh::h2::ClientConnection> ConnectionPool::take_h2(const std::string& key) {
+  auto it = h2_.find(key);
+  if (it == h2_.end()) return nullptr;
+  const runtime::TimePoint now = runtime::Runtime::current()->now();
+  std::vector<Multiplexed>& list = it->second;
+  std::shared_ptr<mh::h2::ClientConnection> found;
+  for (auto c = list.begin(); c != list.end();) {
+    const bool idle_too_long =
+        c->connection->open_streams() == 0 && now - c->last_used > options_.idle_timeout;
+    if (c->connection->closed() || idle_too_long) {
+      c->connection->shutdown();
+      c = list.erase(c);
+      continue;
+    }
+    if (!found && c->connection->available_streams() > 0) {
+      found = c->connection;
+      c->last_used = now;
+    }
+    ++c;
+  }
+  if (list.empty()) h2_.erase(it);
+  return found;
+}
+
+void ConnectionPool::add_h2(const std::string& key,
+                            std::shared_ptr<mh::h2::ClientConnection> connection) {
+  h2_capable_.insert(key);
+  h2_[key].push_back(Multiplexed{std::move(connection), runtime::Runtime::current()->now()});
+}
+
+bool ConnectionPool::begin_h2_connect(const std::string& key) {
+  return h2_connecting_.try_emplace(key).second;
+}
+
+void ConnectionPool::end_h2_connect(const std::string& key) {
+  auto it = h2_connecting_.find(key);
+  if (it == h2_connecting_.end()) return;
+  std::vector<runtime::Notify*> waiters = std::move(it->second);
+  h2_connecting_.erase(it);
+  for (runtime::Notify* waiter : waiters) waiter->notify();
+}
+
+Task<void> ConnectionPool::wait_h2_connect(const std::string& key, std::chrono::nanoseconds limit) {
+  auto it = h2_connecting_.find(key);
+  if (it == h2_connecting_.end()) co_return;
+  runtime::Notify done;
+  it->second.push_back(&done);
+  (void)co_await runtime::with_timeout(runtime::notified(done), limit);
+  // Still listed (timed out or cancelled): take ourselves off before `done` goes away.
+  if (auto again = h2_connecting_.find(key); again != h2_connecting_.end()) {
+    std::erase(again->second, &done);
+  }
+}
+
 size_t ConnectionPool::idle_count() const {
   size_t n = 0;
   for (const auto& [address, idle] : idle_) n += idle.size();
@@ -259,8 +313,141 @@ Task<void> tunnel(transport::ByteStream& client, IoBuffer client_pending,
 
 }  // namespace
 
+namespace {
+
+// Ends the upstream's in-flight count (least_request) when the response body is done with.
+class BalancedBody final : public mh::Body {
+ public:
+  BalancedBody(std::unique_ptr<mh::Body> inner, std::shared_ptr<UpstreamSet> set, size_t index)
+      : inner_(std::move(inner)), set_(std::move(set)), index_(index) {}
+  ~BalancedBody() override { set_->end(index_); }
+  Task<Result<IoBuffer>> read() override { return inner_->read(); }
+  std::optional<uint64_t> length() const override { return inner_->length(); }
+  const mh::HeaderMap* trailers() const override { return inner_->trailers(); }
+
+ private:
+  std::unique_ptr<mh::Body> inner_;
+  std::shared_ptr<UpstreamSet> set_;
+  size_t index_;
+};
+
+// Ends a pool's "connecting" state however the connecting task ends (cancelled included).
+struct ConnectingGuard {
+  ConnectionPool* pool;
+  const std::string& key;
+  ~ConnectingGuard() { pool->end_h2_connect(key); }
+};
+
+}  // namespace
+
+bool HttpForward::use_h2(const std::string& key) const {
+  switch (options_.version) {
+    case config::UpstreamHttpVersion::kHttp2:
+      return true;
+    case config::UpstreamHttpVersion::kAuto:
+      return options_.tls && pool_->speaks_h2(key);
+    case config::UpstreamHttpVersion::kHttp11:
+      return false;
+  }
+  return false;
+}
+
+Task<Result<std::shared_ptr<mh::h2::ClientConnection>>> HttpForward::connect_h2(
+    size_t index, const std::string& key) {
+  runtime::Runtime* rt = runtime::Runtime::current();
+  const transport::SocketAddress& address = upstreams_->at(index).address;
+  Result<transport::Stream> stream =
+      co_await transport::Stream::connect(address, {.timeout = options_.connect_timeout});
+  if (!stream) {
+    upstreams_->report_failure(index, rt->now());
+    if (stats_) stats_->upstream_connect_errors.add();
+    ML_LOG(kWarn, "http: upstream {} failed: {}", key, stream.error().to_string());
+    co_return Error(stream.error().code(), "connect " + key + ": " + stream.error().to_string());
+  }
+  std::unique_ptr<transport::ByteStream> bytes;
+  std::string scheme = "http";
+  if (options_.tls) {
+    Result<tls::TlsStream> secured =
+        co_await options_.tls->connect(std::move(*stream), options_.server_names.at(index));
+    if (!secured) {
+      upstreams_->report_failure(index, rt->now());
+      co_return Error(secured.error().code(), "TLS to " + key + ": " + secured.error().to_string());
+    }
+    if (secured->alpn() != "h2") {
+      upstreams_->report_failure(index, rt->now());
+      co_return Error(ErrorCode::kProtocol, "upstream " + key + " did not choose h2 in ALPN");
+    }
+    bytes = std::make_unique<transport::ByteStreamOf<tls::TlsStream>>(std::move(*secured));
+    scheme = "https";
+  } else {
+    bytes = std::make_unique<transport::ByteStreamOf<transport::Stream>>(std::move(*stream));
+  }
+  upstreams_->report_success(index);
+  auto started = mh::h2::ClientConnection::start(std::move(bytes), options_.h2, scheme, key);
+  if (!started) co_return started.error();
+  pool_->add_h2(key, *started);
+  co_return std::move(*started);
+}
+
+Task<Result<mh::Response>> HttpForward::forward_h2(mh::Request& request, size_t index,
+                                                   const std::string& key, bool te_trailers) {
+  // gRPC servers insist on `te: trailers` (the only TE value HTTP/2 allows).
+  if (te_trailers) request.head.headers.set("te", "trailers");
+  const bool has_body = request.body != nullptr;
+  bool refused_retry_left = !has_body;  // an unprocessed stream may be sent again
+  while (true) {
+    std::shared_ptr<mh::h2::ClientConnection> conn = pool_->take_h2(key);
+    for (int round = 0; !conn && round < 2; ++round) {
+      if (pool_->begin_h2_connect(key)) {
+        const ConnectingGuard guard{pool_.get(), key};
+        Result<std::shared_ptr<mh::h2::ClientConnection>> made = co_await connect_h2(index, key);
+        if (!made) co_return made.error();  // the caller tries another upstream
+        conn = std::move(*made);
+      } else {
+        co_await pool_->wait_h2_connect(key, options_.connect_timeout);
+        conn = pool_->take_h2(key);
+      }
+    }
+    if (!conn) co_return Error(ErrorCode::kTimeout, "connect " + key + ": no connection in time");
+    upstreams_->begin(index);
+    mh::RequestHead head;
+    if (refused_retry_left) {
+      head = request.head;  // kept for a retry
+    } else {
+      head = std::move(request.head);
+    }
+    Result<mh::Response> response =
+        co_await conn->request(std::move(head), std::move(request.body), options_.response_timeout);
+    if (!response) {
+      upstreams_->end(index);
+      const Error& e = response.error();
+      const bool unprocessed =
+          e.code() == ErrorCode::kConnectionRefused || e.code() == ErrorCode::kLimitExceeded;
+      if (unprocessed && refused_retry_left) {
+        refused_retry_left = false;
+        continue;
+      }
+      if (e.code() == ErrorCode::kTimeout) {
+        co_return error_response(request, 504, "upstream " + key + ": " + e.to_string());
+      }
+      co_return error_response(request, 502, "upstream " + key + ": " + e.to_string());
+    }
+    remove_hop_by_hop(response->head.headers);
+    if (!options_.response_headers.empty()) {
+      apply_header_rewrite(options_.response_headers, response->head.headers);
+    }
+    if (response->body) {
+      response->body = std::make_unique<BalancedBody>(std::move(response->body), upstreams_, index);
+    } else {
+      upstreams_->end(index);
+    }
+    co_return response;
+  }
+}
+
 Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
   const bool upgrade = options_.websocket && websocket_upgrade(request);
+  const bool te_trailers = request.head.headers.has_token("te", "trailers");
   prepare_upstream_head(options_, request);
   if (upgrade) {
     request.head.headers.set("Connection", "Upgrade");
@@ -283,6 +470,12 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
     const std::string& key = pool_key(index);
     if (request.notes) request.notes->upstream = key;
     if (host_missing) request.head.headers.set("Host", upstream_authority(address, server_name));
+    if (!upgrade && use_h2(key)) {
+      Result<mh::Response> answered = co_await forward_h2(request, index, key, te_trailers);
+      if (answered) co_return answered;
+      last_error = answered.error().to_string();
+      continue;  // could not connect: the next upstream, if retryable
+    }
 
     bool stale_retry_left = true;  // one retry when a pooled connection turns out dead
     while (true) {
@@ -308,6 +501,16 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
             last_error = "TLS to " + key + ": " + secured.error().to_string();
             ML_LOG(kWarn, "http: upstream {} TLS failed: {}", key, secured.error().to_string());
             break;
+          }
+          if (!upgrade && secured->alpn() == "h2") {
+            // upstream_http_version = "auto": the upstream chose HTTP/2.
+            upstreams_->report_success(index);
+            auto started = mh::h2::ClientConnection::start(
+                std::make_unique<transport::ByteStreamOf<tls::TlsStream>>(std::move(*secured)),
+                options_.h2, "https", key);
+            if (!started) co_return error_response(request, 502, started.error().to_string());
+            pool_->add_h2(key, *started);
+            co_return co_await forward_h2(request, index, key, te_trailers);
           }
           bytes = std::make_unique<transport::ByteStreamOf<tls::TlsStream>>(std::move(*secured));
         } else {
@@ -503,6 +706,26 @@ Task<Result<mh::Response>> AccessLog::call(mh::Request request) {
 
 // --- HttpFactory --------------------------------------------------------------------------
 
+mh::h2::Options h2_options(const config::ServerConfig& server) {
+  const config::Http2Config& c = server.http2;
+  mh::h2::Options o;
+  o.max_concurrent_streams = c.max_concurrent_streams;
+  o.initial_stream_window = c.initial_stream_window;
+  o.connection_window = c.connection_window;
+  o.max_header_list_size = c.max_header_list_size;
+  o.max_continuations = c.max_continuations;
+  o.reset_burst = c.max_resets_burst;
+  o.reset_rate_per_sec = c.max_resets_per_sec;
+  o.max_control_frames_per_sec = c.max_control_frames_per_sec;
+  o.max_consecutive_empty_frames = c.max_consecutive_empty_frames;
+  o.max_priority_frames_per_stream = c.max_priority_frames_per_stream;
+  o.max_request_body = server.max_request_body_bytes;
+  if (server.timeout.server_keepalive.count() > 0) o.idle_timeout = server.timeout.server_keepalive;
+  o.read_body_timeout = server.timeout.server_read_body;
+  o.write_timeout = server.timeout.server_write;
+  return o;
+}
+
 namespace {
 
 const RouteTable* find_route_table(const HttpService* service) {
@@ -540,6 +763,9 @@ Result<std::shared_ptr<HttpService>> HttpFactory::make_from(
   ForwardOptions options;
   options.connect_timeout = server_.timeout.upstream_connect;
   options.response_timeout = server_.timeout.upstream_read;
+  options.version = server_.upstream_http_version;
+  options.h2 = h2_options(server_);
+  options.h2.read_body_timeout = server_.timeout.upstream_read;
 
   Router router;
   std::vector<std::shared_ptr<HttpService>> routes;

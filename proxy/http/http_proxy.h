@@ -19,16 +19,20 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "http/exchange.h"
 #include "http/h1/client.h"
+#include "http/h2/client.h"
+#include "http/h2/options.h"
 #include "proxy/config/config.h"
 #include "proxy/http/router.h"
 #include "proxy/metrics/metrics.h"
 #include "proxy/service/service.h"
 #include "proxy/upstream/balancer.h"
+#include "runtime/notify.h"
 #include "tls/tls.h"
 
 namespace monolake::proxy::http {
@@ -51,6 +55,20 @@ class ConnectionPool {
   void give(const std::string& address,
             std::unique_ptr<monolake::http::h1::ClientConnection> connection);
   size_t idle_count() const;
+
+  // HTTP/2 upstream connections, shared by many requests at once: one with a free stream to
+  // `key`, or nullptr. Connections idle past the idle timeout are shut down here.
+  std::shared_ptr<monolake::http::h2::ClientConnection> take_h2(const std::string& key);
+  void add_h2(const std::string& key, std::shared_ptr<monolake::http::h2::ClientConnection> c);
+  // While one request connects to `key`, the others wait for its connection rather than each
+  // opening their own (begin_h2_connect() returns false when one is already under way).
+  bool begin_h2_connect(const std::string& key);
+  void end_h2_connect(const std::string& key);  // wakes the waiters (connected or not)
+  // Waits (at most `limit`) for the connect under way to `key` to end.
+  Task<void> wait_h2_connect(const std::string& key, std::chrono::nanoseconds limit);
+  // Whether `key` answered ALPN with h2 (upstream_http_version = "auto" over TLS).
+  bool speaks_h2(const std::string& key) const { return h2_capable_.count(key) > 0; }
+
   // Keeps `gauge` equal to the number of idle connections (for /stats).
   void set_gauge(std::shared_ptr<metrics::HttpServerStats> stats) { stats_ = std::move(stats); }
   const Options& options() const { return options_; }
@@ -64,6 +82,13 @@ class ConnectionPool {
   void update_gauge();
   void sweep(runtime::TimePoint now);
   std::map<std::string, std::vector<Idle>> idle_;
+  struct Multiplexed {
+    std::shared_ptr<monolake::http::h2::ClientConnection> connection;
+    runtime::TimePoint last_used;
+  };
+  std::map<std::string, std::vector<Multiplexed>> h2_;
+  std::map<std::string, std::vector<runtime::Notify*>> h2_connecting_;
+  std::set<std::string> h2_capable_;
   std::shared_ptr<metrics::HttpServerStats> stats_;
   size_t idle_total_ = 0;
   runtime::TimePoint last_sweep_{};
@@ -87,7 +112,12 @@ struct ForwardOptions {
   bool websocket = false;  // tunnel `Upgrade: websocket` requests
   // A tunnel with no byte moving either way for this long is closed (tcp_idle_timeout_sec).
   std::optional<std::chrono::nanoseconds> tunnel_idle_timeout;
+  config::UpstreamHttpVersion version = config::UpstreamHttpVersion::kHttp11;
+  monolake::http::h2::Options h2;
 };
+
+// The HTTP/2 limits of a server (its [http2] table and timeouts), for both directions.
+monolake::http::h2::Options h2_options(const config::ServerConfig& server);
 
 class HttpForward final : public HttpService {
  public:
@@ -103,6 +133,14 @@ class HttpForward final : public HttpService {
  private:
   // The pool key of upstream `index` (address text, and the TLS name), made once.
   const std::string& pool_key(size_t index);
+  // Whether this request goes over HTTP/2 to upstream `key` (h2, or auto with ALPN h2 seen).
+  bool use_h2(const std::string& key) const;
+  // The request over an HTTP/2 connection to upstream `index`.
+  Task<Result<monolake::http::Response>> forward_h2(monolake::http::Request& request, size_t index,
+                                                    const std::string& key, bool te_trailers);
+  // A new HTTP/2 connection to upstream `index` (TLS with ALPN h2 when the route has TLS).
+  Task<Result<std::shared_ptr<monolake::http::h2::ClientConnection>>> connect_h2(
+      size_t index, const std::string& key);
 
   std::shared_ptr<UpstreamSet> upstreams_;
   std::vector<std::string> keys_;

@@ -14,6 +14,7 @@
 
 #include "base/log.h"
 #include "codec/framed.h"
+#include "http/h2/server.h"
 #include "proxy/service/update.h"
 #include "runtime/runtime.h"
 #include "runtime/time.h"
@@ -42,6 +43,7 @@ class ServiceSetFactory final : public Factory<ServiceSet> {
     std::shared_ptr<const Factory<thrift::ThriftService>> thrift;
     std::shared_ptr<const tls::ServerContext> tls;
     monolake::http::h1::ServerOptions h1;
+    std::optional<monolake::http::h2::Options> h2;
   };
   std::map<std::string, Server> servers;
 
@@ -56,6 +58,7 @@ class ServiceSetFactory final : public Factory<ServiceSet> {
       ServerEntry entry;
       entry.tls = server.tls;
       entry.h1 = server.h1;
+      entry.h2 = server.h2;
       Result<void> built = ok();
       if (server.l4) {
         auto chain = server.l4->make_from(old ? old->l4 : nullptr);
@@ -269,6 +272,7 @@ Task<void> serve_connection(std::shared_ptr<l4::L4Service> chain, l4::Connection
 // between may free the ServiceSet they came from.
 Task<void> serve_http_connection(transport::Stream stream, transport::SocketAddress peer,
                                  monolake::http::h1::ServerOptions options,
+                                 std::optional<monolake::http::h2::Options> h2_options,
                                  std::shared_ptr<const tls::ServerContext> tls_context,
                                  WorkerState* worker, std::string key,
                                  std::shared_ptr<ListenerShared> shared) {
@@ -302,12 +306,35 @@ Task<void> serve_http_connection(transport::Stream stream, transport::SocketAddr
     }
     info.tls = true;
     info.server_name = secured->server_name();
+    const bool h2 = h2_options && secured->alpn() == "h2";
     transport::ByteStreamOf<tls::TlsStream> bytes(std::move(*secured));
-    (void)co_await monolake::http::h1::serve(bytes, info, options, handler);
+    if (h2) {
+      (void)co_await monolake::http::h2::serve(bytes, info, *h2_options, handler, {},
+                                               &worker->draining);
+    } else {
+      (void)co_await monolake::http::h1::serve(bytes, info, options, handler);
+    }
     co_return;
   }
   transport::ByteStreamOf<transport::Stream> bytes(std::move(stream));
-  (void)co_await monolake::http::h1::serve(bytes, info, options, handler);
+  IoBuffer pending;
+  if (h2_options) {
+    // HTTP/2 with prior knowledge starts with its preface; anything else is HTTP/1.1.
+    namespace h2 = monolake::http::h2;
+    h2::PrefaceMatch match = h2::PrefaceMatch::kPartial;
+    while (match == h2::PrefaceMatch::kPartial) {
+      Result<size_t> n =
+          co_await runtime::with_timeout(bytes.read_some(pending), options.read_header_timeout);
+      if (!n || *n == 0) co_return;
+      match = h2::match_preface(pending.view());
+    }
+    if (match == h2::PrefaceMatch::kYes) {
+      (void)co_await h2::serve(bytes, info, *h2_options, handler, std::move(pending),
+                               &worker->draining);
+      co_return;
+    }
+  }
+  (void)co_await monolake::http::h1::serve(bytes, info, options, handler, std::move(pending));
 }
 
 // Serves one Thrift connection: frames in (transport and protocol detected from the first
@@ -486,7 +513,10 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
         tls_config.client_ca_file = server.tls->client_ca_file;
         tls_config.require_client_certificate = true;
       }
-      if (server.proxy_type == config::ProxyType::kHttp) tls_config.alpn = {"http/1.1"};
+      if (server.proxy_type == config::ProxyType::kHttp) {
+        tls_config.alpn = server.http2.enabled ? std::vector<std::string>{"h2", "http/1.1"}
+                                               : std::vector<std::string>{"http/1.1"};
+      }
       auto created = tls::ServerContext::create(server.tls->stack, tls_config, ticket_keys_);
       if (!created) {
         problem(config_error(config, server_path(server) + ".tls", created.error().message()));
@@ -513,7 +543,18 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
         tls::ClientConfig client;
         client.ca_file = wanted->ca_file;
         client.verify = wanted->verify;
-        client.alpn = {"http/1.1"};
+        // ALPN tells an https upstream which versions we speak (see upstream_http_version).
+        switch (server.upstream_http_version) {
+          case config::UpstreamHttpVersion::kHttp11:
+            client.alpn = {"http/1.1"};
+            break;
+          case config::UpstreamHttpVersion::kHttp2:
+            client.alpn = {"h2"};
+            break;
+          case config::UpstreamHttpVersion::kAuto:
+            client.alpn = {"h2", "http/1.1"};
+            break;
+        }
         auto created = tls::ClientContext::create(wanted->stack, client);
         if (!created) {
           problem(config_error(config,
@@ -532,6 +573,7 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
       entry.h1.read_body_timeout = server.timeout.server_read_body;
       entry.h1.write_timeout = server.timeout.server_write;
       entry.h1.limits.max_body = server.max_request_body_bytes;
+      if (server.http2.enabled) entry.h2 = http::h2_options(server);
     }
     factory->servers.emplace(server.key, std::move(entry));
 
@@ -746,8 +788,9 @@ static void dispatch(transport::Stream stream, WorkerState* worker,
     connection.stream = std::move(stream);
     runtime::spawn(serve_connection(entry->l4, std::move(connection), accepting->shared));
   } else {
-    runtime::spawn(serve_http_connection(std::move(stream), std::move(peer), entry->h1, entry->tls,
-                                         worker, accepting->server_key, accepting->shared));
+    runtime::spawn(serve_http_connection(std::move(stream), std::move(peer), entry->h1, entry->h2,
+                                         entry->tls, worker, accepting->server_key,
+                                         accepting->shared));
   }
 }
 

@@ -32,6 +32,7 @@
 
 #include "base/result.h"
 #include "http/h1/server.h"
+#include "http/h2/options.h"
 #include "proxy/config/config.h"
 #include "proxy/http/http_proxy.h"
 #include "proxy/l4/l4.h"
@@ -51,6 +52,8 @@ struct ServerEntry {
   std::shared_ptr<thrift::ThriftService> thrift;  // proxy_type "thrift"
   std::shared_ptr<const tls::ServerContext> tls;  // listener TLS (http: handshake done here)
   monolake::http::h1::ServerOptions h1;
+  // HTTP/2 towards clients (ALPN h2, or the preface on a plain listener); nullopt: off.
+  std::optional<monolake::http::h2::Options> h2;
 };
 
 // What a reload replaces on each worker at once: every server's chain, by server key.

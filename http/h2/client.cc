@@ -1,0 +1,91 @@
+#include "http/h2/client.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <charconv>
+
+#include "http/h2/session.h"
+#include "runtime/notify.h"
+#include "runtime/time.h"
+
+namespace monolake::http::h2 {
+
+namespace {
+
+std::optional<uint64_t> content_length(const HeaderMap& headers) {
+  auto value = headers.get("content-length");
+  if (!value) return std::nullopt;
+  uint64_t n = 0;
+  auto [end, ec] = std::from_chars(value->data(), value->data() + value->size(), n);
+  if (ec != std::errc() || end != value->data() + value->size()) return std::nullopt;
+  return n;
+}
+
+runtime::Task<void> run_session(std::shared_ptr<Session> session) {
+  co_await session->run(IoBuffer());
+}
+
+}  // namespace
+
+Result<std::shared_ptr<ClientConnection>> ClientConnection::start(
+    std::unique_ptr<transport::ByteStream> stream, const Options& options, std::string scheme,
+    std::string peer) {
+  auto session = std::make_shared<Session>(Session::Role::kClient, std::move(stream), options);
+  session->set_scheme(std::move(scheme));
+  session->set_peer(std::move(peer));
+  if (auto r = session->init(); !r) return r.error();
+  runtime::spawn(run_session(session));
+  return std::shared_ptr<ClientConnection>(new ClientConnection(std::move(session)));
+}
+
+ClientConnection::~ClientConnection() { session_->close(NGHTTP2_NO_ERROR); }
+
+size_t ClientConnection::available_streams() const { return session_->available_streams(); }
+size_t ClientConnection::open_streams() const { return session_->open_streams(); }
+bool ClientConnection::closed() const { return session_->closed(); }
+void ClientConnection::shutdown() { session_->shutdown(); }
+
+runtime::Task<Result<Response>> ClientConnection::request(
+    RequestHead head, std::unique_ptr<Body> body, std::chrono::nanoseconds response_timeout) {
+  std::shared_ptr<Session> session = session_;
+  const std::optional<uint64_t> length = body ? body->length() : std::optional<uint64_t>(0);
+  const bool has_body = body && length != 0;
+  Result<std::shared_ptr<StreamState>> submitted = session->submit_request(head, has_body, length);
+  if (!submitted) co_return submitted.error();
+  std::shared_ptr<StreamState> stream = std::move(*submitted);
+  if (has_body) {
+    stream->task.emplace(runtime::spawn_with_handle(session->pump_body(stream, std::move(body))));
+  }
+  while (!stream->head_done) {
+    if (stream->closed || session->closed()) {
+      const bool refused =
+          stream->close_code == NGHTTP2_REFUSED_STREAM ||
+          (session->goaway_received() && stream->id > session->goaway_last_stream());
+      if (refused) {
+        co_return Error(ErrorCode::kConnectionRefused, "HTTP/2 upstream refused the stream");
+      }
+      co_return Error(ErrorCode::kConnectionReset, "HTTP/2 upstream reset the stream (code " +
+                                                       std::to_string(stream->close_code) + ")");
+    }
+    Result<void> woken =
+        co_await runtime::with_timeout(runtime::notified(stream->in_ready), response_timeout);
+    if (!woken) {
+      session->reset_stream(stream, NGHTTP2_CANCEL);
+      co_return woken.error();
+    }
+  }
+  Response response;
+  response.head.status = stream->status;
+  response.head.version = Version::kHttp2;
+  response.head.headers = std::move(stream->headers);
+  if (!(stream->in_ended && stream->in.empty())) {
+    response.body =
+        std::make_unique<StreamBody>(session, stream, content_length(response.head.headers));
+  } else if (!stream->trailers.empty()) {
+    // Trailers right after the head: keep them reachable through an empty body.
+    response.body = std::make_unique<StreamBody>(session, stream, std::nullopt);
+  }
+  co_return response;
+}
+
+}  // namespace monolake::http::h2
