@@ -166,7 +166,7 @@ TEST_P(H2Test, StreamLimitIsAnnouncedAndHeld) {
     int running = 0, most = 0;
     Handler slow = [&](Request) -> Task<Response> {
       most = std::max(most, ++running);
-      co_await runtime::sleep(30ms);
+      (void)co_await runtime::sleep(30ms);
       --running;
       co_return text_response(200, "done");
     };
@@ -225,7 +225,7 @@ TEST_P(H2Test, ResponseTimeoutResetsTheStreamAndCancelsTheHandler) {
       EXPECT_EQ(r.error().code(), ErrorCode::kTimeout);
     }
     // The RST_STREAM reaches the server, which cancels the handler.
-    for (int i = 0; i < 100 && !handler_cancelled; ++i) co_await runtime::sleep(5ms);
+    for (int i = 0; i < 100 && !handler_cancelled; ++i) (void)co_await runtime::sleep(5ms);
     EXPECT_TRUE(handler_cancelled);
     conn->shutdown();
     (void)co_await *h.server;
@@ -243,7 +243,8 @@ TEST_P(H2Test, IdleConnectionGetsGoawayAfterTheIdleTimeout) {
     std::shared_ptr<ClientConnection> conn = *client;
     ServeStats stats = co_await *h.server;
     EXPECT_EQ(stats.ended, "idle timeout");
-    for (int i = 0; i < 100 && conn->available_streams() > 0; ++i) co_await runtime::sleep(2ms);
+    for (int i = 0; i < 100 && conn->available_streams() > 0; ++i)
+      (void)co_await runtime::sleep(2ms);
     EXPECT_EQ(conn->available_streams(), 0u);  // GOAWAY received
   }(this));
 }
@@ -251,7 +252,7 @@ TEST_P(H2Test, IdleConnectionGetsGoawayAfterTheIdleTimeout) {
 TEST_P(H2Test, DrainSendsGoawayAndLetsTheOpenStreamFinish) {
   run([](H2Test* t) -> Task<void> {
     Handler slow = [](Request) -> Task<Response> {
-      co_await runtime::sleep(1300ms);
+      (void)co_await runtime::sleep(1300ms);
       co_return text_response(200, "finished");
     };
     Harness h{*t, {}, slow, {}, nullptr, std::nullopt};
@@ -266,7 +267,7 @@ TEST_P(H2Test, DrainSendsGoawayAndLetsTheOpenStreamFinish) {
       Result<std::string> all = co_await read_all(*r->body);
       co_return all&&* all == "finished";
     }(conn));
-    co_await runtime::sleep(100ms);
+    (void)co_await runtime::sleep(100ms);
     h.draining = true;
     EXPECT_TRUE(co_await call);
     ServeStats stats = co_await *h.server;  // ends by itself once the stream is done
