@@ -165,8 +165,18 @@ struct Callbacks {
         return 0;
       case NGHTTP2_SETTINGS:
       case NGHTTP2_PING:
-        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && !s.control_frame_allowed()) {
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) &&
+            !s.control_frames_.take(runtime::Runtime::current()->now())) {
           s.abuse(NGHTTP2_ENHANCE_YOUR_CALM, "SETTINGS/PING flood");
+        }
+        return 0;
+      case NGHTTP2_RST_STREAM:
+        // Rapid Reset (CVE-2023-44487): streams opened and cancelled at once cost us the work
+        // behind them. nghttp2 has its own limit (answered with INTERNAL_ERROR); ours is
+        // reached first and says what it is.
+        if (s.role_ == Session::Role::kServer &&
+            !s.resets_.take(runtime::Runtime::current()->now())) {
+          s.abuse(NGHTTP2_ENHANCE_YOUR_CALM, "stream reset flood (Rapid Reset)");
         }
         return 0;
       case NGHTTP2_GOAWAY:
@@ -335,7 +345,7 @@ const HeaderMap* StreamBody::trailers() const {
 
 Session::Session(Role role, transport::ByteStream& stream, const Options& options)
     : role_(role), stream_(&stream), options_(options) {
-  control_tokens_ = options_.max_control_frames_per_sec;
+  init_limits();
 }
 
 Session::Session(Role role, std::unique_ptr<transport::ByteStream> stream, const Options& options)
@@ -343,7 +353,16 @@ Session::Session(Role role, std::unique_ptr<transport::ByteStream> stream, const
       owned_stream_(std::move(stream)),
       stream_(owned_stream_.get()),
       options_(options) {
-  control_tokens_ = options_.max_control_frames_per_sec;
+  init_limits();
+}
+
+void Session::init_limits() {
+  const double control = options_.max_control_frames_per_sec;
+  control_frames_ = {control, control, control, {}};
+  resets_ = {static_cast<double>(options_.reset_burst),
+             static_cast<double>(options_.reset_rate_per_sec),
+             static_cast<double>(options_.reset_burst),
+             {}};
 }
 
 Session::~Session() {
@@ -366,9 +385,11 @@ Result<void> Session::init(OnRequest on_request) {
   nghttp2_option_set_no_auto_window_update(opt, 1);
   nghttp2_option_set_max_outbound_ack(opt, options_.max_outbound_ack);
   nghttp2_option_set_max_continuations(opt, options_.max_continuations);
-  nghttp2_option_set_stream_reset_rate_limit(opt, options_.reset_burst,
-                                             options_.reset_rate_per_sec);
-  nghttp2_option_set_no_closed_streams(opt, 1);
+  // A backstop behind our own reset limit (resets_), which answers ENHANCE_YOUR_CALM.
+  nghttp2_option_set_stream_reset_rate_limit(opt, options_.reset_burst * 2 + 1,
+                                             options_.reset_rate_per_sec * 2 + 1);
+  // Closed streams are kept (nghttp2 bounds how many) so frames on a stream that has ended
+  // get the STREAM_CLOSED error RFC 9113 5.1 asks for rather than being ignored.
   int rv = role_ == Role::kServer ? nghttp2_session_server_new2(&ng_, cbs, this, opt)
                                   : nghttp2_session_client_new2(&ng_, cbs, this, opt);
   nghttp2_option_del(opt);
@@ -404,16 +425,14 @@ size_t Session::available_streams() const {
   return limit > streams_.size() ? limit - streams_.size() : 0;
 }
 
-bool Session::control_frame_allowed() {
-  const runtime::TimePoint now = runtime::Runtime::current()->now();
-  const double rate = options_.max_control_frames_per_sec;
-  if (control_refill_ != runtime::TimePoint{}) {
-    const double seconds = std::chrono::duration<double>(now - control_refill_).count();
-    control_tokens_ = std::min(rate, control_tokens_ + seconds * rate);
+bool Session::TokenBucket::take(runtime::TimePoint now) {
+  if (refilled != runtime::TimePoint{}) {
+    const double seconds = std::chrono::duration<double>(now - refilled).count();
+    tokens = std::min(burst, tokens + seconds * rate);
   }
-  control_refill_ = now;
-  if (control_tokens_ < 1) return false;
-  control_tokens_ -= 1;
+  refilled = now;
+  if (tokens < 1) return false;
+  tokens -= 1;
   return true;
 }
 

@@ -153,7 +153,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void abuse(uint32_t code, const std::string& why);
   void wake_writer() { want_write_.notify(); }
   void end(const std::string& reason);
-  bool control_frame_allowed();
+  void init_limits();
   std::shared_ptr<StreamState> find(int32_t id) const;
 
   Role role_;
@@ -176,10 +176,16 @@ class Session : public std::enable_shared_from_this<Session> {
   int32_t goaway_last_stream_ = 0;
   uint64_t streams_opened_ = 0;
   // Abuse accounting.
+  // Allows `burst` events at once and `rate` per second after that.
+  struct TokenBucket {
+    double burst = 0, rate = 0, tokens = 0;
+    runtime::TimePoint refilled{};
+    bool take(runtime::TimePoint now);
+  };
   uint32_t consecutive_empty_frames_ = 0;
   uint64_t priority_frames_ = 0;
-  double control_tokens_ = 0;
-  runtime::TimePoint control_refill_{};
+  TokenBucket control_frames_;
+  TokenBucket resets_;
 };
 
 }  // namespace monolake::http::h2
