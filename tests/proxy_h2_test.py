@@ -19,12 +19,14 @@ import hashlib
 import http.server
 import os
 import re
+import shutil
 import signal
 import socket
 import socketserver
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -128,6 +130,9 @@ class Upstream(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
     request_queue_size = 256  # the proxy opens one connection per concurrent stream
 
+    def handle_error(self, request, client_address):
+        pass  # a client (the proxy) closing mid-answer is expected in several tests
+
 
 _servers = []
 
@@ -144,9 +149,10 @@ def python_upstream():
 _monolakes = []
 
 
-def start(text, name=None):
+def start(text, name=None, runtime="", extra_args=()):
     name = name or "monolake-%d" % len(_monolakes)
-    ml = pt.Monolake(MONOLAKE, "[runtime]\nworker_threads = 1\n\n" + text, DIR, name=name)
+    ml = pt.Monolake(MONOLAKE, "[runtime]\nworker_threads = 1\n%s\n" % runtime + text, DIR,
+                     name=name, extra_args=extra_args)
     _monolakes.append(ml)
     ml.wait_ready()
     return ml
@@ -573,6 +579,43 @@ def test_conformance_and_floods():
     for case in ("10.5/1 SETTINGS", "10.5/2 PING"):
         line = next(l for l in out.splitlines() if case in l)
         assert "closed" in line, line
+
+
+def test_upstream_goaway_moves_requests_to_a_new_connection():
+    # monolake A -> (HTTP/2) -> monolake B -> Python upstream. B is upgraded twice while h2load
+    # runs through A: each old B sends A a GOAWAY and drains; A opens new connections to the new
+    # B for new streams (and re-sends any stream B refused unprocessed). No request may fail.
+    up = python_upstream()
+    bport, aport = pt.free_port(), pt.free_port()
+    # Unix socket paths are limited to 107 bytes: the control socket lives in a short directory.
+    short = tempfile.mkdtemp(prefix="ml-h2-", dir="/tmp")
+    runtime = 'control_socket = "%s/b.ctl"\ndrain_timeout_sec = 5\n' % short
+    b = start(server("b", bport, up), name="monolake-b", runtime=runtime)
+    start(server("a", aport, bport, extra='upstream_http_version = "http2"'), name="monolake-a")
+    load = subprocess.Popen(["h2load", "-D", "4", "-c", "4", "-m", "10",
+                             "http://127.0.0.1:%d/x" % aport], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    olds = [b]
+    for generation in range(2):
+        time.sleep(1.0)
+        new = pt.Monolake(MONOLAKE, open(b.config_path).read(), DIR,
+                          name="monolake-b%d" % generation, extra_args=["--upgrade"])
+        _monolakes.append(new)
+        pt.wait_until(lambda: "took over" in new.err() or not new.running(), 20, "takeover")
+        assert new.running(), new.err()
+        olds.append(new)
+    out, _ = load.communicate(timeout=30)
+    out = out.decode()
+    done = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, "
+                     r"(\d+) failed, (\d+) errored", out)
+    assert done and done.group(4) == "0" and done.group(5) == "0", out
+    assert int(done.group(3)) > 100, out
+    for old in olds[:2]:
+        assert old.wait(15) == 0, old.err()[-2000:]  # drained and exited
+    # A's requests reached every generation of B (new connections after each GOAWAY).
+    for new in olds[1:]:
+        assert "http server=b " in new.err(), new.name + " served nothing:\n" + new.err()[-2000:]
+    shutil.rmtree(short, ignore_errors=True)
 
 
 def test_h2load_without_errors():
