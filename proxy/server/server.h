@@ -36,6 +36,7 @@
 #include "proxy/http/http_proxy.h"
 #include "proxy/l4/l4.h"
 #include "proxy/service/slot.h"
+#include "proxy/thrift/connection.h"
 #include "proxy/thrift/thrift_proxy.h"
 #include "runtime/options.h"
 #include "runtime/worker_pool.h"
@@ -51,6 +52,7 @@ struct ServerEntry {
   std::shared_ptr<thrift::ThriftService> thrift;  // proxy_type "thrift"
   std::shared_ptr<const tls::ServerContext> tls;  // listener TLS (http: handshake done here)
   monolake::http::h1::ServerOptions h1;
+  thrift::ConnectionOptions thrift_connection;  // proxy_type "thrift"
 };
 
 // What a reload replaces on each worker at once: every server's chain, by server key.
