@@ -385,9 +385,12 @@ Task<Result<Reply>> ThriftForward::call(Call call) {
   reply.upstream = address.to_string();
   ct::Frame& frame = call.frame;
   const bool oneway = frame.type == ct::MessageType::kOneway;
-  // Calls in one transport and protocol share a connection (a server expects one kind on it).
-  std::string key = fmt::format("{} {}/{}", reply.upstream, ct::transport_name(frame.transport),
-                                ct::protocol_name(frame.protocol));
+  // Calls in one transport (framed: and protocol) share a connection: a server expects one kind
+  // on it (THeader frames name their protocol, so it may change between them).
+  std::string key =
+      frame.transport == ct::Transport::kHeader
+          ? reply.upstream + " header"
+          : fmt::format("{} framed/{}", reply.upstream, ct::protocol_name(frame.protocol));
   Session* session = call.session.get();
   std::shared_ptr<UpstreamConnection> connection;
   if (session) {
