@@ -160,7 +160,8 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   }
 
   bool usable() const { return !failed_ && !poisoned_; }
-  bool connected() const { return connected_; }
+  // When the connect succeeded (nullopt: not yet, or it failed).
+  const std::optional<runtime::TimePoint>& connected_at() const { return connected_at_; }
   bool idle() const { return calls_ == 0; }
 
   // Queues `frame`, its sequence id rewritten to one unique on this connection (a oneway call
@@ -203,7 +204,7 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
     }
     if (self->failed_) co_return;
     self->stream_ = std::move(*stream);
-    self->connected_ = true;
+    self->connected_at_ = runtime::Runtime::current()->now();
     if (self->stats_) {
       self->stats_->upstream_connections.add();
       self->counted_ = true;
@@ -315,7 +316,7 @@ class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnectio
   Notify wake_writer_;
   std::optional<runtime::JoinHandle<void>> writer_;
   std::optional<runtime::JoinHandle<void>> reader_;
-  bool connected_ = false;
+  std::optional<runtime::TimePoint> connected_at_;
   bool counted_ = false;
   bool failed_ = false;
   bool poisoned_ = false;
@@ -406,17 +407,28 @@ Task<Result<Reply>> ThriftForward::call(Call call) {
   const int32_t client_seqid = frame.seqid;
   const uint32_t client_header_seqid = frame.header_seqid;
   auto pending = std::make_shared<PendingCall>();
-  const std::chrono::nanoseconds limit = connection->connected()
-                                             ? options_.reply_timeout
-                                             : options_.reply_timeout + options_.connect_timeout;
   connection->send(frame, pending);
   // The frame's bytes are queued; its fields are the client's again (a TApplicationException
   // answers with them).
   frame.seqid = client_seqid;
   frame.header_seqid = client_header_seqid;
   upstreams_->begin(index);
-  std::shared_ptr<PendingCall> waited_on = pending;
-  Result<void> waited = co_await runtime::with_timeout(wait_for(std::move(waited_on)), limit);
+  // The reply timeout counts from when the call could be written: a new connection's connect
+  // has its own limit (its failure ends the wait).
+  runtime::TimePoint deadline = rt->now() + options_.reply_timeout;
+  Result<void> waited = ok();
+  for (int round = 0; round < 3; ++round) {
+    std::shared_ptr<PendingCall> waited_on = pending;
+    waited = co_await runtime::with_timeout(wait_for(std::move(waited_on)), deadline - rt->now());
+    if (waited || waited.error().code() != ErrorCode::kTimeout) break;
+    if (!connection->connected_at()) {
+      deadline = rt->now() + options_.reply_timeout;  // still connecting
+    } else if (*connection->connected_at() + options_.reply_timeout > rt->now()) {
+      deadline = *connection->connected_at() + options_.reply_timeout;
+    } else {
+      break;
+    }
+  }
   upstreams_->end(index);
   if (!waited) connection->give_up(pending);
   // Done with the connection: when no call of the session waits on it any more, it goes back

@@ -13,7 +13,8 @@
 //              exit 3 on a transport error.
 //   pipeline   load: --threads T connections, each with --depth D calls in flight (sent before
 //              their replies are read, distinct sequence ids checked on return) until --calls N
-//              calls in all; --method add|echo (--size bytes for echo). Prints
+//              calls in all; --method add|echo|slow (--size bytes for echo, --arg ms for
+//              slow). Prints
 //              "calls=N seconds=S calls_per_sec=R errors=E".
 // --timeout_ms (default 10000) bounds every socket read and write.
 #include <thrift/TApplicationException.h>
@@ -81,6 +82,14 @@ void send_echo(TProtocol& p, int32_t seqid, const std::string& s) {
   finish_write(p);
 }
 
+void send_slow(TProtocol& p, int32_t seqid, int32_t ms) {
+  p.writeMessageBegin("slow", T_CALL, seqid);
+  calc::Calc_slow_pargs args;
+  args.ms = &ms;
+  args.write(&p);
+  finish_write(p);
+}
+
 // Reads one reply's header; throws on a TApplicationException.
 void begin_reply(TProtocol& p, const std::string& method, int32_t seqid) {
   std::string name;
@@ -125,6 +134,17 @@ std::string recv_echo(TProtocol& p, int32_t seqid) {
   r.read(&p);
   end_reply(p);
   if (!r.__isset.success) throw std::runtime_error("echo: no result");
+  return v;
+}
+
+int32_t recv_slow(TProtocol& p, int32_t seqid) {
+  begin_reply(p, "slow", seqid);
+  calc::Calc_slow_presult r;
+  int32_t v = 0;
+  r.success = &v;
+  r.read(&p);
+  end_reply(p);
+  if (!r.__isset.success) throw std::runtime_error("slow: no result");
   return v;
 }
 
@@ -235,7 +255,10 @@ int pipeline(const calc_peer::Flags& flags) {
   const long total = flags.number("calls", 10000);
   const int depth = static_cast<int>(std::max(1L, flags.number("depth", 1)));
   const int threads = static_cast<int>(std::max(1L, flags.number("threads", 1)));
-  const bool echo = flags.get("method", "add") == "echo";
+  const std::string method = flags.get("method", "add");
+  const bool echo = method == "echo";
+  const bool slow = method == "slow";
+  const int32_t ms = static_cast<int32_t>(flags.number("arg", 100));
   const std::string payload(static_cast<size_t>(flags.number("size", 16)), 'e');
   std::atomic<long> done{0}, errors{0};
   const auto start = std::chrono::steady_clock::now();
@@ -251,6 +274,8 @@ int pipeline(const calc_peer::Flags& flags) {
           const int32_t seqid = static_cast<int32_t>(sent);
           if (echo) {
             send_echo(p, seqid, payload);
+          } else if (slow) {
+            send_slow(p, seqid, ms);
           } else {
             send_add(p, seqid, seqid, 1);
           }
@@ -262,6 +287,8 @@ int pipeline(const calc_peer::Flags& flags) {
           try {
             if (echo) {
               if (recv_echo(p, seqid) != payload) ++errors;
+            } else if (slow) {
+              if (recv_slow(p, seqid) != ms) ++errors;
             } else if (recv_add(p, seqid) != seqid + 1) {
               ++errors;
             }
