@@ -6,7 +6,7 @@ client's sequence ids, run concurrently, bounded by max_calls_in_flight), oneway
 thrown by the server arriving intact, routes by method, upstream down / too slow ->
 TApplicationException, message and idle timeouts, malformed input, /stats across a reload.
 
-Usage: proxy_thrift_test.py MONOLAKE CALC_SERVER CALC_CLIENT
+Usage: proxy_thrift_test.py MONOLAKE CALC_SERVER CALC_CLIENT CALC_THRIFT
 """
 
 import os
@@ -22,22 +22,10 @@ import proxytest as pt  # noqa: E402
 MONOLAKE = os.path.abspath(sys.argv[1])
 CALC_SERVER = os.path.abspath(sys.argv[2])
 CALC_CLIENT = os.path.abspath(sys.argv[3])
+CALC_THRIFT = os.path.abspath(sys.argv[4])  # the IDL the C++ peers are generated from
 DIR = pt.tmpdir()
 
-IDL = """
-exception Oops { 1: string why }
-service Calc {
-  i32 add(1: i32 a, 2: i32 b),
-  string echo(1: string s),
-  oneway void note(1: string s),
-  void fail(1: string why) throws (1: Oops oops),
-}
-"""
-
-with open(os.path.join(DIR, "calc.thrift"), "w") as f:
-    f.write(IDL)
-subprocess.run(["thrift", "--gen", "py", "-out", DIR, os.path.join(DIR, "calc.thrift")],
-               check=True, timeout=60)
+subprocess.run(["thrift", "--gen", "py", "-out", DIR, CALC_THRIFT], check=True, timeout=60)
 sys.path.insert(0, DIR)
 
 from calc import Calc  # noqa: E402
@@ -234,15 +222,9 @@ def admin_section(port):
 
 
 def stats_of(admin_port):
-    with socket.create_connection(("127.0.0.1", admin_port), timeout=10) as s:
-        s.sendall(b"GET /stats HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return data.partition(b"\r\n\r\n")[2].decode()
+    status, body = pt.admin_request("/stats", port=admin_port)
+    assert status == 200, status
+    return body
 
 
 def test_cpp_peers_every_transport_and_protocol():
@@ -262,6 +244,16 @@ def test_cpp_peers_every_transport_and_protocol():
         assert ml.stop() == 0
 
 
+def four_pipelined_slow_calls(port):
+    """Seconds for 4 calls of slow(400) sent before any reply is read (replies checked)."""
+    start = time.monotonic()
+    code, out = cpp_client(port, "--mode", "pipeline", "--method", "slow", "--arg", 400,
+                           "--calls", 4, "--depth", 4)
+    took = time.monotonic() - start
+    assert code == 0 and "errors=0" in out, out
+    return took
+
+
 def test_pipelined_calls_run_concurrently_replies_in_order():
     # Two upstreams, round robin: 4 pipelined slow(400) calls take ~0.8 s when the proxy sends
     # them on at once (two per upstream, each upstream answering its connection in order), 1.6 s
@@ -272,11 +264,7 @@ def test_pipelined_calls_run_concurrently_replies_in_order():
     ml = pt.Monolake(MONOLAKE, thrift_server_config(port, [(None, [a, b])]), DIR,
                      name="monolake-concurrent")
     ml.wait_ready()
-    start = time.monotonic()
-    code, out = cpp_client(port, "--mode", "pipeline", "--method", "slow", "--arg", 400,
-                           "--calls", 4, "--depth", 4)
-    took = time.monotonic() - start
-    assert code == 0 and "errors=0" in out, out
+    took = four_pipelined_slow_calls(port)
     assert took < 1.4, "pipelined calls took %.2f s: not concurrent" % took
     # Standard clients pipeline with sequence id 0 on every call; many calls in flight.
     code, out = cpp_client(port, "--mode", "pipeline", "--calls", 5000, "--depth", 64,
@@ -290,11 +278,7 @@ def test_pipelined_calls_run_concurrently_replies_in_order():
                                                     extra_server="max_calls_in_flight = 1"),
                      DIR, name="monolake-one-in-flight")
     ml.wait_ready()
-    start = time.monotonic()
-    code, out = cpp_client(port, "--mode", "pipeline", "--method", "slow", "--arg", 400,
-                           "--calls", 4, "--depth", 4)
-    took = time.monotonic() - start
-    assert code == 0 and "errors=0" in out, out
+    took = four_pipelined_slow_calls(port)
     assert took >= 1.55, "max_calls_in_flight = 1 but 4 calls of 0.4 s took %.2f s" % took
     assert ml.stop() == 0
 

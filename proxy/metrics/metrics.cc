@@ -73,6 +73,26 @@ std::string label(const std::string& v) {
   }
   return out;
 }
+
+// A duration histogram per server (Prometheus buckets are cumulative); `sums` maps a server
+// name to something with `latency` (per bucket, the last +Inf) and `sum_us`.
+template <class Sums>
+void append_histogram(std::string& out, const char* name, const char* help, const Sums& sums) {
+  out += fmt::format("# HELP {} {}\n# TYPE {} histogram\n", name, help, name);
+  for (const auto& [server, s] : sums) {
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < s.latency.size(); ++i) {
+      cumulative += s.latency[i];
+      const std::string le =
+          i < kLatencyBuckets.size() ? fmt::format("{}", kLatencyBuckets[i]) : std::string("+Inf");
+      out += fmt::format("{}_bucket{{server=\"{}\",le=\"{}\"}} {}\n", name, label(server), le,
+                         cumulative);
+    }
+    out += fmt::format("{}_sum{{server=\"{}\"}} {}\n", name, label(server),
+                       static_cast<double>(s.sum_us) / 1e6);
+    out += fmt::format("{}_count{{server=\"{}\"}} {}\n", name, label(server), cumulative);
+  }
+}
 }  // namespace
 
 std::string Registry::prometheus_text() {
@@ -152,23 +172,8 @@ std::string Registry::prometheus_text() {
     out += fmt::format("monolake_http_upstream_idle_connections{{server=\"{}\"}} {}\n",
                        label(server), s.idle);
   }
-  out += "# HELP monolake_http_request_duration_seconds Time from request head to response end.\n";
-  out += "# TYPE monolake_http_request_duration_seconds histogram\n";
-  for (const auto& [server, s] : http) {
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < s.latency.size(); ++i) {
-      cumulative += s.latency[i];
-      const std::string le =
-          i < kLatencyBuckets.size() ? fmt::format("{}", kLatencyBuckets[i]) : std::string("+Inf");
-      out += fmt::format(
-          "monolake_http_request_duration_seconds_bucket{{server=\"{}\",le=\"{}\"}} {}\n",
-          label(server), le, cumulative);
-    }
-    out += fmt::format("monolake_http_request_duration_seconds_sum{{server=\"{}\"}} {}\n",
-                       label(server), static_cast<double>(s.sum_us) / 1e6);
-    out += fmt::format("monolake_http_request_duration_seconds_count{{server=\"{}\"}} {}\n",
-                       label(server), cumulative);
-  }
+  append_histogram(out, "monolake_http_request_duration_seconds",
+                   "Time from request head to response end.", http);
   out += "# HELP monolake_l4_connections_total Client connections accepted by tcp servers.\n";
   out += "# TYPE monolake_l4_connections_total counter\n";
   for (const auto& [server, s] : l4) {
@@ -226,23 +231,8 @@ std::string Registry::prometheus_text() {
     out += fmt::format("monolake_thrift_upstream_connections{{server=\"{}\"}} {}\n", label(server),
                        s.connections);
   }
-  out += "# HELP monolake_thrift_call_duration_seconds Time from call read to reply ready.\n";
-  out += "# TYPE monolake_thrift_call_duration_seconds histogram\n";
-  for (const auto& [server, s] : thrift) {
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < s.latency.size(); ++i) {
-      cumulative += s.latency[i];
-      const std::string le =
-          i < kLatencyBuckets.size() ? fmt::format("{}", kLatencyBuckets[i]) : std::string("+Inf");
-      out += fmt::format(
-          "monolake_thrift_call_duration_seconds_bucket{{server=\"{}\",le=\"{}\"}} {}\n",
-          label(server), le, cumulative);
-    }
-    out += fmt::format("monolake_thrift_call_duration_seconds_sum{{server=\"{}\"}} {}\n",
-                       label(server), static_cast<double>(s.sum_us) / 1e6);
-    out += fmt::format("monolake_thrift_call_duration_seconds_count{{server=\"{}\"}} {}\n",
-                       label(server), cumulative);
-  }
+  append_histogram(out, "monolake_thrift_call_duration_seconds",
+                   "Time from call read to reply ready.", thrift);
   return out;
 }
 
