@@ -302,7 +302,10 @@ Result<std::optional<Frame>> Codec::decode(IoBuffer& in) {
   Result<Frame> frame = parse_frame(in.view().substr(0, size), limits_);
   if (!frame) return std::move(frame).error();
   const std::pair<Transport, Protocol> k{frame->transport, frame->protocol};
-  if (kind_ && *kind_ != k) {
+  // THeader names the protocol in each frame, and Apache Thrift's peers do switch (its C++
+  // THeader server answers a compact call in binary, and its client then calls in binary).
+  if (kind_ &&
+      (kind_->first != k.first || (k.first == Transport::kFramed && kind_->second != k.second))) {
     return malformed("frame of another transport or protocol than the connection's first");
   }
   kind_ = k;

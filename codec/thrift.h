@@ -15,10 +15,12 @@
 //                            name
 //
 // The transport and protocol are detected from the first bytes of each frame; Codec rejects a
-// frame whose kind differs from the connection's first one. Unframed (bare) Thrift, the JSON
-// protocol, THeader transforms (compression) and frames over Limits::max_frame_size are
-// errors; so is anything malformed (bad magic, a length with the top bit set or 0, truncated
-// headers, an unknown protocol id, a varint longer than 5 bytes, a bad message type).
+// frame whose transport differs from the connection's first one, or (framed) whose protocol
+// does (a THeader frame names its protocol, and Apache Thrift's peers switch it mid-connection).
+// Unframed (bare) Thrift, the JSON protocol, THeader transforms (compression) and frames over
+// Limits::max_frame_size are errors; so is anything malformed (bad magic, a length with the top bit
+// set or 0, truncated headers, an unknown protocol id, a varint longer than 5 bytes, a bad message
+// type).
 #pragma once
 
 #include <cstddef>
@@ -93,7 +95,7 @@ class Codec {
   Result<std::optional<Frame>> decode(IoBuffer& in);
   void encode(const Frame& frame, IoBuffer& out) { out.append(frame.wire); }
 
-  // The connection's transport and protocol, once its first frame has been decoded.
+  // The transport and protocol of the connection's first frame, once decoded.
   const std::optional<std::pair<Transport, Protocol>>& kind() const { return kind_; }
 
  private:

@@ -197,6 +197,17 @@ TEST(ThriftCodec, ConnectionKeepsItsKind) {
   EXPECT_EQ(check(a + b),
             "framed/binary echo call seqid=1 bytes=21\n"
             "error protocol: frame of another transport or protocol than the connection's first");
+  // A THeader connection may change protocol (each frame names its own); not its transport.
+  HeaderSpec compact_spec;
+  compact_spec.protocol_id = 2;
+  const std::string h1 = theader(compact_spec, compact_msg("echo", MessageType::kCall, 1));
+  const std::string h2 = theader(HeaderSpec(), binary_msg("echo", MessageType::kCall, 2));
+  EXPECT_EQ(check(h1 + h2 + a),
+            "header/compact echo call seqid=1 bytes=" + std::to_string(h1.size()) +
+                " flags=0 hseq=0" + "\nheader/binary echo call seqid=2 bytes=" +
+                std::to_string(h2.size()) + " flags=0 hseq=0" +
+                "\nerror protocol: frame of another transport or protocol than the connection's "
+                "first");
 }
 
 TEST(ThriftCodec, Detect) {

@@ -19,26 +19,6 @@ import proxytest as pt  # noqa: E402
 MONOLAKE = os.path.abspath(sys.argv[1])
 
 
-def admin_request(path, method="GET", unix=None, port=None):
-    if unix:
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(10)
-        s.connect(unix)
-    else:
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    with s:
-        s.sendall(("%s %s HTTP/1.1\r\nHost: admin\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-                   % (method, path)).encode())
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), body.decode()
-
-
 def config(port, body, admin):
     return """[admin]
 listen = "%s"
@@ -67,32 +47,32 @@ def test_admin_over_unix_socket():
         ml.wait_ready()
         sock = os.path.join(short, "admin.sock")
         assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
-        assert admin_request("/ready", unix=sock) == (200, "ready\n")
+        assert pt.admin_request("/ready", unix=sock) == (200, "ready\n")
         assert get(port) == "one"
         assert get(port) == "one"
-        status, stats = admin_request("/stats", unix=sock)
+        status, stats = pt.admin_request("/stats", unix=sock)
         assert status == 200
         assert 'monolake_http_responses_total{server="web",class="2xx"} 2' in stats, stats
         assert 'monolake_http_request_duration_seconds_count{server="web"} 2' in stats, stats
-        status, body = admin_request("/config", unix=sock)
+        status, body = pt.admin_request("/config", unix=sock)
         parsed = json.loads(body)
         assert parsed["servers"]["web"]["routes"][0]["return"]["body"] == "one", parsed
         # A good reload through the API.
         ml.write_config(config(port, "two", "unix:admin.sock"))
-        assert admin_request("/reload", method="POST", unix=sock) == (200, '{"ok": true}\n')
+        assert pt.admin_request("/reload", method="POST", unix=sock) == (200, '{"ok": true}\n')
         assert get(port) == "two"
         # Counters survive the reload.
-        status, stats = admin_request("/stats", unix=sock)
+        status, stats = pt.admin_request("/stats", unix=sock)
         assert 'class="2xx"} 3' in stats, stats
         # A bad one: 409 with the reason, the running config stays.
         ml.write_config(config(port, "three", "unix:admin.sock") + "bogus = 1\n")
-        status, body = admin_request("/reload", method="POST", unix=sock)
+        status, body = pt.admin_request("/reload", method="POST", unix=sock)
         assert status == 409, (status, body)
         answer = json.loads(body)
         assert answer["ok"] is False and "bogus: unknown key" in answer["error"], answer
         assert get(port) == "two"
-        assert admin_request("/reload", method="GET", unix=sock)[0] == 405
-        assert admin_request("/nope", unix=sock)[0] == 404
+        assert pt.admin_request("/reload", method="GET", unix=sock)[0] == 405
+        assert pt.admin_request("/nope", unix=sock)[0] == 404
         assert ml.stop() == 0
         assert not os.path.exists(sock)
     finally:
@@ -116,7 +96,7 @@ def test_reload_during_drain_is_refused():
         assert b"200" in held.recv(1000)
         ml.signal(signal.SIGTERM)
         pt.wait_until(lambda: "draining" in ml.err(), 5, "drain start")
-        status, body = admin_request("/reload", method="POST", unix=sock)
+        status, body = pt.admin_request("/reload", method="POST", unix=sock)
         assert status == 409 and "shutting down" in body, (status, body)
         assert ml.running()
         held.close()  # the last connection ends: the drain is over
@@ -138,7 +118,7 @@ def test_tcp_admin_must_be_loopback():
     ml = pt.Monolake(MONOLAKE, config(port, "tcp", "127.0.0.1:%d" % admin_port), d,
                      name="monolake-tcp-admin")
     ml.wait_ready()
-    assert admin_request("/ready", port=admin_port) == (200, "ready\n")
+    assert pt.admin_request("/ready", port=admin_port) == (200, "ready\n")
     assert ml.stop() == 0
 
 

@@ -13,7 +13,8 @@ PACKAGES=(
   # tools used by tests and benchmarks
   curl netcat-openbsd procps iproute2 openssl gnutls-bin testssl.sh nginx-light haproxy wrk
   socat python3 apache2-utils python3-websockets slowhttptest python3-thrift thrift-compiler
-  libthrift-dev nghttp2-client nghttp2-server h2o python3-h2 python3-hyperframe python3-hpack
+  # libthrift-dev 0.17 headers include Boost but the package does not depend on it
+  libthrift-dev libboost-dev nghttp2-client nghttp2-server h2o python3-h2 python3-hyperframe python3-hpack
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
 )
 

@@ -180,6 +180,13 @@ std::string route_json(const config::RouteConfig& r) {
   std::string out = "{";
   if (!r.host.empty()) out += "\"host\": " + json_string(r.host) + ", ";
   if (!r.path.empty()) out += "\"path\": " + json_string(r.path) + ", ";
+  if (!r.methods.empty()) {
+    out += "\"method\": [";
+    for (size_t i = 0; i < r.methods.size(); ++i) {
+      out += (i ? ", " : "") + json_string(r.methods[i]);
+    }
+    out += "], ";
+  }
   if (r.direct) {
     out += fmt::format("\"return\": {{\"status\": {}, \"body\": {}}}", r.direct->status,
                        json_string(r.direct->body));
@@ -226,6 +233,9 @@ std::string config_to_json(const config::Config& c) {
                          json_string(s.tls->certificate.chain_file), s.tls->sni.size());
     }
     out += fmt::format(", \"max_connections\": {}", s.max_connections);
+    if (s.proxy_type == config::ProxyType::kThrift) {
+      out += fmt::format(", \"max_calls_in_flight\": {}", s.max_calls_in_flight);
+    }
     out += ", \"routes\": [";
     for (size_t r = 0; r < s.routes.size(); ++r) {
       if (r) out += ", ";

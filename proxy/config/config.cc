@@ -436,7 +436,11 @@ class Parser {
     TableReader r(
         errors_, table, path,
         {"name", "proxy_type", "listener", "tls", "timeout", "max_connections", "routes", "route",
-         "trusted_proxies", "max_request_body_bytes", "upstream_http_version", "http2"});
+         "trusted_proxies", "max_request_body_bytes", "upstream_http_version", "http2",
+         "max_calls_in_flight"});
+    if (auto n = r.integer("max_calls_in_flight", 1, 1000000)) {
+      out.max_calls_in_flight = static_cast<size_t>(*n);
+    }
     if (auto version = r.string("upstream_http_version")) {
       if (*version == "http11") {
         out.upstream_http_version = UpstreamHttpVersion::kHttp11;
@@ -504,6 +508,10 @@ class Parser {
       out.max_connections = static_cast<size_t>(*n);
     }
 
+    if (r.has("max_calls_in_flight") && out.proxy_type != ProxyType::kThrift) {
+      errors_.add(r.path_of("max_calls_in_flight"), "only thrift servers have max_calls_in_flight");
+    }
+
     // Routes: [[servers.x.routes]] (an array of tables) or Monolake's [servers.x.route].
     bool has_routes = r.has("routes");
     bool has_route = r.has("route");
@@ -545,7 +553,7 @@ class Parser {
         }
         out.routes.push_back(std::move(parsed));
       }
-      if (out.proxy_type != ProxyType::kHttp && routes->size() > 1) {
+      if (out.proxy_type == ProxyType::kTcp && routes->size() > 1) {
         errors_.add(routes_path, fmt::format("a {} server has exactly one route, got {}",
                                              proxy_type_name(out.proxy_type), routes->size()));
       }
@@ -709,10 +717,17 @@ class Parser {
   bool parse_route(const toml::table& table, const std::string& path, ProxyType proxy_type,
                    RouteConfig& out) {
     size_t errors_before = errors_.size();
-    TableReader r(
-        errors_, table, path,
-        {"path", "upstreams", "load_balancer", "host", "return", "upstream_tls", "host_rewrite",
-         "strip_prefix", "add_prefix", "request_headers", "response_headers", "websocket"});
+    TableReader r(errors_, table, path,
+                  {"path", "upstreams", "load_balancer", "host", "return", "upstream_tls",
+                   "host_rewrite", "strip_prefix", "add_prefix", "request_headers",
+                   "response_headers", "websocket", "method"});
+    if (r.has("method")) {
+      if (proxy_type != ProxyType::kThrift) {
+        fail(r.path_of("method"), "only thrift routes match on method");
+      } else if (const toml::node* node = table.get("method")) {
+        parse_methods(*node, r.path_of("method"), out.methods);
+      }
+    }
     if (proxy_type == ProxyType::kHttp) {
       if (auto ws = r.boolean("websocket")) out.websocket = *ws;
       if (auto host = r.string("host_rewrite")) {
@@ -830,6 +845,27 @@ class Parser {
            "verify is on but there is no name to verify: give \"sni\" (or use https:// endpoints)");
     }
     return errors_.size() == errors_before && !out.upstreams.empty();
+  }
+
+  // method = "name" | ["a", "b"]: Thrift method names (non-empty, no spaces).
+  void parse_methods(const toml::node& node, const std::string& path,
+                     std::vector<std::string>& out) {
+    auto add = [&](const toml::node& item, const std::string& item_path) {
+      const auto* text = item.as_string();
+      if (!text) {
+        errors_.add(item_path, wrong_type(toml::node_type::string, item));
+      } else if (text->get().empty() || text->get().find_first_of(" \t\r\n") != std::string::npos) {
+        errors_.add(item_path, "'" + text->get() + "' is not a method name");
+      } else {
+        out.push_back(text->get());
+      }
+    };
+    if (const toml::array* list = node.as_array()) {
+      if (list->empty()) errors_.add(path, "an empty method list matches nothing");
+      for (size_t i = 0; i < list->size(); ++i) add(*list->get(i), element(path, i));
+    } else {
+      add(node, path);
+    }
   }
 
   void parse_header_rewrite(const toml::table& table, const std::string& path, HeaderRewrite& out) {

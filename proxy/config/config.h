@@ -148,6 +148,8 @@ struct RouteConfig {
   HeaderRewrite request_headers;
   HeaderRewrite response_headers;
   LoadBalancer load_balancer = LoadBalancer::kRoundRobin;
+  // thrift: the method names this route serves (`method = "name"` or a list); empty: any.
+  std::vector<std::string> methods;
 };
 
 // http: the HTTP version spoken to upstreams (Monolake's key). kAuto: ALPN on https upstreams
@@ -182,7 +184,12 @@ struct ServerConfig {
   uint64_t max_request_body_bytes = 1ull << 30;
   // http: clients whose X-Forwarded-For is believed (appended to); others' is replaced.
   std::vector<Cidr> trusted_proxies;
-  std::vector<RouteConfig> routes;  // at least one; tcp and thrift servers have exactly one
+  // thrift: calls of one client connection in flight at once (read, not yet answered); at the
+  // limit the connection is not read until one is answered.
+  size_t max_calls_in_flight = 100;
+  // At least one; a tcp server has exactly one. A thrift server's routes are tried in order
+  // by method name.
+  std::vector<RouteConfig> routes;
   UpstreamHttpVersion upstream_http_version = UpstreamHttpVersion::kAuto;
   Http2Config http2;
 };

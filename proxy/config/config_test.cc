@@ -474,6 +474,68 @@ upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:15432" } }]
   expect_line(message, "servers.db.routes[0].path", "a tcp route has no path");
 }
 
+TEST(ConfigTest, ThriftRoutesByMethod) {
+  Result<Config> config = parse(R"(
+[servers.rpc]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:9090" }
+max_calls_in_flight = 7
+[[servers.rpc.routes]]
+method = "add"
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9091" } }]
+[[servers.rpc.routes]]
+method = ["echo", "note"]
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9092" } }]
+[[servers.rpc.routes]]
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9093" } }]
+)");
+  ASSERT_TRUE(config) << config.error().message();
+  const ServerConfig& rpc = config->servers[0];
+  EXPECT_EQ(rpc.max_calls_in_flight, 7u);
+  ASSERT_EQ(rpc.routes.size(), 3u);
+  EXPECT_EQ(rpc.routes[0].methods, std::vector<std::string>{"add"});
+  EXPECT_EQ(rpc.routes[1].methods, (std::vector<std::string>{"echo", "note"}));
+  EXPECT_TRUE(rpc.routes[2].methods.empty());
+  Result<Config> defaults = parse(R"(
+[servers.rpc]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:9090" }
+[servers.rpc.route]
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9091" } }]
+)");
+  ASSERT_TRUE(defaults) << defaults.error().message();
+  EXPECT_EQ(defaults->servers[0].max_calls_in_flight, 100u);
+}
+
+TEST(ConfigErrorTest, BadMethodRoutes) {
+  std::string message = error_of(R"(
+[servers.rpc]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:9090" }
+max_calls_in_flight = 0
+[[servers.rpc.routes]]
+method = []
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9091" } }]
+[[servers.rpc.routes]]
+method = ["ok", "two words", 3]
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9092" } }]
+[servers.web]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:8080" }
+max_calls_in_flight = 5
+[[servers.web.routes]]
+path = "/"
+method = "GET"
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9093" } }]
+)");
+  expect_line(message, "servers.rpc.max_calls_in_flight", "");
+  expect_line(message, "servers.rpc.routes[0].method", "an empty method list matches nothing");
+  expect_line(message, "servers.rpc.routes[1].method[1]", "'two words' is not a method name");
+  expect_line(message, "servers.rpc.routes[1].method[2]", "");
+  expect_line(message, "servers.web.max_calls_in_flight", "only thrift servers");
+  expect_line(message, "servers.web.routes[0].method", "only thrift routes match on method");
+}
+
 TEST(ConfigErrorTest, BadLoadBalancer) {
   std::string message = error_of(std::string(kMinimal) + "load_balancer = \"fastest\"\n");
   expect_line(message, "servers.web.routes[0].load_balancer", "unknown load balancer 'fastest'");

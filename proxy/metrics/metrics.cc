@@ -7,15 +7,27 @@
 
 namespace monolake::proxy::metrics {
 
-void HttpServerStats::observe(int status, std::chrono::nanoseconds took) {
-  const int cls = status / 100;
-  responses[(cls >= 1 && cls <= 5) ? cls : 0].add();
+namespace {
+void observe_latency(std::array<Counter, kLatencyBuckets.size() + 1>& latency, Counter& sum_us,
+                     std::chrono::nanoseconds took) {
   const double seconds = std::chrono::duration<double>(took).count();
   size_t bucket = 0;
   while (bucket < kLatencyBuckets.size() && seconds > kLatencyBuckets[bucket]) ++bucket;
   latency[bucket].add();
-  latency_sum_us.add(
+  sum_us.add(
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(took).count()));
+}
+}  // namespace
+
+void HttpServerStats::observe(int status, std::chrono::nanoseconds took) {
+  const int cls = status / 100;
+  responses[(cls >= 1 && cls <= 5) ? cls : 0].add();
+  observe_latency(latency, latency_sum_us, took);
+}
+
+void ThriftServerStats::observe(size_t outcome, std::chrono::nanoseconds took) {
+  calls[outcome < calls.size() ? outcome : 0].add();
+  observe_latency(latency, latency_sum_us, took);
 }
 
 Registry& Registry::global() {
@@ -43,6 +55,10 @@ std::shared_ptr<L4ServerStats> Registry::l4(const std::string& server) {
   return add_to(mutex_, l4_, server);
 }
 
+std::shared_ptr<ThriftServerStats> Registry::thrift(const std::string& server) {
+  return add_to(mutex_, thrift_, server);
+}
+
 namespace {
 // Label values escaped per the exposition format.
 std::string label(const std::string& v) {
@@ -57,6 +73,26 @@ std::string label(const std::string& v) {
   }
   return out;
 }
+
+// A duration histogram per server (Prometheus buckets are cumulative); `sums` maps a server
+// name to something with `latency` (per bucket, the last +Inf) and `sum_us`.
+template <class Sums>
+void append_histogram(std::string& out, const char* name, const char* help, const Sums& sums) {
+  out += fmt::format("# HELP {} {}\n# TYPE {} histogram\n", name, help, name);
+  for (const auto& [server, s] : sums) {
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < s.latency.size(); ++i) {
+      cumulative += s.latency[i];
+      const std::string le =
+          i < kLatencyBuckets.size() ? fmt::format("{}", kLatencyBuckets[i]) : std::string("+Inf");
+      out += fmt::format("{}_bucket{{server=\"{}\",le=\"{}\"}} {}\n", name, label(server), le,
+                         cumulative);
+    }
+    out += fmt::format("{}_sum{{server=\"{}\"}} {}\n", name, label(server),
+                       static_cast<double>(s.sum_us) / 1e6);
+    out += fmt::format("{}_count{{server=\"{}\"}} {}\n", name, label(server), cumulative);
+  }
+}
 }  // namespace
 
 std::string Registry::prometheus_text() {
@@ -70,8 +106,15 @@ std::string Registry::prometheus_text() {
   struct L4Sum {
     uint64_t connections = 0, active = 0, connect_errors = 0, up = 0, down = 0;
   };
+  struct ThriftSum {
+    std::array<uint64_t, ThriftServerStats::kOutcomes.size()> calls{};
+    uint64_t connect_errors = 0, errors = 0, in_flight = 0, connections = 0;
+    std::array<uint64_t, kLatencyBuckets.size() + 1> latency{};
+    uint64_t sum_us = 0;
+  };
   std::map<std::string, HttpSum> http;
   std::map<std::string, L4Sum> l4;
+  std::map<std::string, ThriftSum> thrift;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (const auto& weak : http_) {
@@ -93,6 +136,18 @@ std::string Registry::prometheus_text() {
       sum.connect_errors += s->upstream_connect_errors.get();
       sum.up += s->bytes_to_upstream.get();
       sum.down += s->bytes_to_client.get();
+    }
+    for (const auto& weak : thrift_) {
+      auto s = weak.lock();
+      if (!s) continue;
+      ThriftSum& sum = thrift[s->server];
+      for (size_t i = 0; i < sum.calls.size(); ++i) sum.calls[i] += s->calls[i].get();
+      sum.connect_errors += s->upstream_connect_errors.get();
+      sum.errors += s->upstream_errors.get();
+      sum.in_flight += s->in_flight.get();
+      sum.connections += s->upstream_connections.get();
+      for (size_t i = 0; i < sum.latency.size(); ++i) sum.latency[i] += s->latency[i].get();
+      sum.sum_us += s->latency_sum_us.get();
     }
   }
   std::string out;
@@ -117,23 +172,8 @@ std::string Registry::prometheus_text() {
     out += fmt::format("monolake_http_upstream_idle_connections{{server=\"{}\"}} {}\n",
                        label(server), s.idle);
   }
-  out += "# HELP monolake_http_request_duration_seconds Time from request head to response end.\n";
-  out += "# TYPE monolake_http_request_duration_seconds histogram\n";
-  for (const auto& [server, s] : http) {
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < s.latency.size(); ++i) {
-      cumulative += s.latency[i];
-      const std::string le =
-          i < kLatencyBuckets.size() ? fmt::format("{}", kLatencyBuckets[i]) : std::string("+Inf");
-      out += fmt::format(
-          "monolake_http_request_duration_seconds_bucket{{server=\"{}\",le=\"{}\"}} {}\n",
-          label(server), le, cumulative);
-    }
-    out += fmt::format("monolake_http_request_duration_seconds_sum{{server=\"{}\"}} {}\n",
-                       label(server), static_cast<double>(s.sum_us) / 1e6);
-    out += fmt::format("monolake_http_request_duration_seconds_count{{server=\"{}\"}} {}\n",
-                       label(server), cumulative);
-  }
+  append_histogram(out, "monolake_http_request_duration_seconds",
+                   "Time from request head to response end.", http);
   out += "# HELP monolake_l4_connections_total Client connections accepted by tcp servers.\n";
   out += "# TYPE monolake_l4_connections_total counter\n";
   for (const auto& [server, s] : l4) {
@@ -157,6 +197,42 @@ std::string Registry::prometheus_text() {
     out += fmt::format("monolake_l4_bytes_total{{server=\"{}\",direction=\"to_client\"}} {}\n",
                        label(server), s.down);
   }
+  out += "# HELP monolake_thrift_calls_total Thrift calls answered, by outcome.\n";
+  out += "# TYPE monolake_thrift_calls_total counter\n";
+  for (const auto& [server, s] : thrift) {
+    for (size_t i = 0; i < s.calls.size(); ++i) {
+      out += fmt::format("monolake_thrift_calls_total{{server=\"{}\",outcome=\"{}\"}} {}\n",
+                         label(server), ThriftServerStats::kOutcomes[i], s.calls[i]);
+    }
+  }
+  out += "# HELP monolake_thrift_upstream_connect_errors_total Failed upstream connects.\n";
+  out += "# TYPE monolake_thrift_upstream_connect_errors_total counter\n";
+  for (const auto& [server, s] : thrift) {
+    out += fmt::format("monolake_thrift_upstream_connect_errors_total{{server=\"{}\"}} {}\n",
+                       label(server), s.connect_errors);
+  }
+  out +=
+      "# HELP monolake_thrift_upstream_errors_total Calls failed by a broken upstream "
+      "connection, a malformed reply or a timeout.\n";
+  out += "# TYPE monolake_thrift_upstream_errors_total counter\n";
+  for (const auto& [server, s] : thrift) {
+    out += fmt::format("monolake_thrift_upstream_errors_total{{server=\"{}\"}} {}\n", label(server),
+                       s.errors);
+  }
+  out += "# HELP monolake_thrift_calls_in_flight Calls waiting for their upstream.\n";
+  out += "# TYPE monolake_thrift_calls_in_flight gauge\n";
+  for (const auto& [server, s] : thrift) {
+    out += fmt::format("monolake_thrift_calls_in_flight{{server=\"{}\"}} {}\n", label(server),
+                       s.in_flight);
+  }
+  out += "# HELP monolake_thrift_upstream_connections Open upstream connections.\n";
+  out += "# TYPE monolake_thrift_upstream_connections gauge\n";
+  for (const auto& [server, s] : thrift) {
+    out += fmt::format("monolake_thrift_upstream_connections{{server=\"{}\"}} {}\n", label(server),
+                       s.connections);
+  }
+  append_histogram(out, "monolake_thrift_call_duration_seconds",
+                   "Time from call read to reply ready.", thrift);
   return out;
 }
 

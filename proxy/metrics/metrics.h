@@ -56,11 +56,29 @@ struct L4ServerStats {
   Counter bytes_to_client;
 };
 
+// One thrift server's counters on one worker.
+struct ThriftServerStats {
+  // Outcome names, in the order of proxy/thrift's Outcome.
+  static constexpr std::array<const char*, 5> kOutcomes = {"ok", "oneway", "upstream_error",
+                                                           "timeout", "no_route"};
+  std::string server;
+  std::array<Counter, kOutcomes.size()> calls;  // by outcome
+  Counter upstream_connect_errors;
+  Counter upstream_errors;       // broken connections, malformed replies, timeouts
+  Counter in_flight;             // gauge: calls waiting for their upstream
+  Counter upstream_connections;  // gauge: open upstream connections (busy or pooled)
+  std::array<Counter, kLatencyBuckets.size() + 1> latency;  // last: +Inf
+  Counter latency_sum_us;
+
+  void observe(size_t outcome, std::chrono::nanoseconds took);
+};
+
 class Registry {
  public:
   static Registry& global();
   std::shared_ptr<HttpServerStats> http(const std::string& server);
   std::shared_ptr<L4ServerStats> l4(const std::string& server);
+  std::shared_ptr<ThriftServerStats> thrift(const std::string& server);
   // Prometheus text exposition of everything alive, summed over workers.
   std::string prometheus_text();
 
@@ -68,6 +86,7 @@ class Registry {
   std::mutex mutex_;
   std::vector<std::weak_ptr<HttpServerStats>> http_;
   std::vector<std::weak_ptr<L4ServerStats>> l4_;
+  std::vector<std::weak_ptr<ThriftServerStats>> thrift_;
 };
 
 }  // namespace monolake::proxy::metrics

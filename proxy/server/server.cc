@@ -13,7 +13,6 @@
 #include <optional>
 
 #include "base/log.h"
-#include "codec/framed.h"
 #include "http/h2/server.h"
 #include "proxy/service/update.h"
 #include "runtime/runtime.h"
@@ -44,6 +43,7 @@ class ServiceSetFactory final : public Factory<ServiceSet> {
     std::shared_ptr<const tls::ServerContext> tls;
     monolake::http::h1::ServerOptions h1;
     std::optional<monolake::http::h2::Options> h2;
+    thrift::ConnectionOptions thrift_connection;
   };
   std::map<std::string, Server> servers;
 
@@ -59,6 +59,7 @@ class ServiceSetFactory final : public Factory<ServiceSet> {
       entry.tls = server.tls;
       entry.h1 = server.h1;
       entry.h2 = server.h2;
+      entry.thrift_connection = server.thrift_connection;
       Result<void> built = ok();
       if (server.l4) {
         auto chain = server.l4->make_from(old ? old->l4 : nullptr);
@@ -337,41 +338,19 @@ Task<void> serve_http_connection(transport::Stream stream, transport::SocketAddr
   (void)co_await monolake::http::h1::serve(bytes, info, options, handler, std::move(pending));
 }
 
-// Serves one Thrift connection: frames in (transport and protocol detected from the first
-// bytes), each call on the worker's *current* chain for the server, replies out in order. A
-// connection idle for server_keepalive_timeout_sec, or a call whose frame does not arrive whole
-// within server_message_timeout_sec, is closed; a malformed frame closes the connection.
+// Serves one Thrift connection (proxy/thrift/connection.h): each call goes to the worker's
+// *current* chain for the server, so a reload applies from the next call.
 Task<void> serve_thrift_connection(transport::Stream stream, transport::SocketAddress peer,
-                                   monolake::http::h1::ServerOptions timeouts, WorkerState* worker,
+                                   thrift::ConnectionOptions options, WorkerState* worker,
                                    std::string key, std::shared_ptr<ListenerShared> shared) {
   const OpenConnection counted{shared.get()};
-  const std::string client = peer.to_string();
   transport::ByteStreamOf<transport::Stream> bytes(std::move(stream));
-  codec::Framed<transport::ByteStream, codec::thrift::Codec> framed(bytes);
-  const auto idle = timeouts.keepalive_timeout.count() > 0 ? timeouts.keepalive_timeout
-                                                           : std::chrono::nanoseconds(75s);
-  while (true) {
-    Result<std::optional<codec::thrift::Frame>> frame =
-        co_await runtime::with_timeout(framed.next(), idle);
-    if (!frame) {
-      ML_LOG(kDebug, "thrift: {}: {}", client, frame.error().to_string());
-      co_return;  // timeout, malformed frame or reset: the connection closes
-    }
-    if (!frame->has_value()) co_return;  // the client closed
+  thrift::ChainSource chains = [worker, key]() -> std::shared_ptr<thrift::ThriftService> {
     const ServerEntry* current = entry_of(*worker, key);
-    if (!current || !current->thrift) co_return;
-    std::shared_ptr<thrift::ThriftService> chain = current->thrift;  // held for this call
-    // A named Call, not a braced temporary in the co_await: GCC 12 byte-copied that one into the
-    // callee's frame and destroyed it twice (found with valgrind).
-    thrift::Call call;
-    call.frame = std::move(**frame);
-    call.client = client;
-    Result<thrift::Reply> reply = co_await chain->call(std::move(call));
-    if (!reply) co_return;
-    if (reply->frame) {
-      if (!co_await framed.send(*reply->frame)) co_return;
-    }
-  }
+    if (!current) return nullptr;
+    return current->thrift;
+  };
+  co_await thrift::serve_connection(bytes, peer.to_string(), options, std::move(chains));
 }
 
 // Waits before the next accept after EMFILE/ENFILE: 10 ms doubling to 1 s, so a process out of
@@ -529,8 +508,10 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
       entry.l4 = std::make_shared<l4::L4Factory>(server, tls_context);
     } else if (server.proxy_type == config::ProxyType::kThrift) {
       entry.thrift = std::make_shared<thrift::ThriftFactory>(server);
-      entry.h1.keepalive_timeout = server.timeout.server_keepalive;
-      entry.h1.read_body_timeout = server.timeout.server_message;
+      entry.thrift_connection.keepalive_timeout = server.timeout.server_keepalive;
+      entry.thrift_connection.message_timeout = server.timeout.server_message;
+      entry.thrift_connection.write_timeout = server.timeout.server_write;
+      entry.thrift_connection.max_in_flight = server.max_calls_in_flight;
     } else {
       std::vector<std::shared_ptr<const tls::ClientContext>> upstream_tls;
       bool tls_ok = true;
@@ -778,8 +759,9 @@ static void dispatch(transport::Stream stream, WorkerState* worker,
   transport::SocketAddress peer = stream.peer_address().value_or(transport::SocketAddress());
   accepting->shared->active.fetch_add(1, std::memory_order_relaxed);
   if (entry->thrift) {
-    runtime::spawn(serve_thrift_connection(std::move(stream), std::move(peer), entry->h1, worker,
-                                           accepting->server_key, accepting->shared));
+    runtime::spawn(serve_thrift_connection(std::move(stream), std::move(peer),
+                                           entry->thrift_connection, worker, accepting->server_key,
+                                           accepting->shared));
     return;
   }
   if (entry->l4) {

@@ -37,6 +37,7 @@
 #include "proxy/http/http_proxy.h"
 #include "proxy/l4/l4.h"
 #include "proxy/service/slot.h"
+#include "proxy/thrift/connection.h"
 #include "proxy/thrift/thrift_proxy.h"
 #include "runtime/options.h"
 #include "runtime/worker_pool.h"
@@ -54,6 +55,7 @@ struct ServerEntry {
   monolake::http::h1::ServerOptions h1;
   // HTTP/2 towards clients (ALPN h2, or the preface on a plain listener); nullopt: off.
   std::optional<monolake::http::h2::Options> h2;
+  thrift::ConnectionOptions thrift_connection;  // proxy_type "thrift"
 };
 
 // What a reload replaces on each worker at once: every server's chain, by server key.

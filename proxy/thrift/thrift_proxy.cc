@@ -1,10 +1,16 @@
 #include "proxy/thrift/thrift_proxy.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "base/log.h"
+#include "runtime/notify.h"
 #include "runtime/runtime.h"
 #include "transport/stream.h"
 
 namespace monolake::proxy::thrift {
+
+using runtime::Notify;
 
 // --- TApplicationException --------------------------------------------------------------------
 
@@ -91,44 +97,284 @@ ct::Frame application_exception(const ct::Frame& call, ApplicationError type,
   return raw;
 }
 
-// --- ThriftForward ----------------------------------------------------------------------------
+std::string_view outcome_name(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kOk:
+      return "ok";
+    case Outcome::kOneway:
+      return "oneway";
+    case Outcome::kUpstreamError:
+      return "upstream_error";
+    case Outcome::kTimeout:
+      return "timeout";
+    case Outcome::kNoRoute:
+      return "no_route";
+  }
+  return "ok";
+}
 
-struct UpstreamConnection {
-  explicit UpstreamConnection(transport::Stream s) : stream(std::move(s)) {}
-  transport::ByteStreamOf<transport::Stream> stream;
-  IoBuffer in;
-  ct::Codec codec;
-};
-
-ThriftForward::Pool::~Pool() = default;
+// --- UpstreamConnection -----------------------------------------------------------------------
 
 namespace {
 
-// The next frame from the upstream, within `timeout`.
-Task<Result<ct::Frame>> read_reply(UpstreamConnection& c, std::chrono::nanoseconds timeout) {
-  const runtime::TimePoint deadline = runtime::Runtime::current()->now() + timeout;
-  while (true) {
-    if (!c.in.empty()) {
-      Result<std::optional<ct::Frame>> frame = c.codec.decode(c.in);
-      if (!frame) co_return std::move(frame).error();
-      if (frame->has_value()) co_return std::move(**frame);
+// One call waiting on an upstream connection: the reply (for a oneway call, an empty frame once
+// its bytes are written), or the error that ended the connection.
+struct PendingCall {
+  Notify done;
+  std::optional<Result<ct::Frame>> result;
+  bool connect_failed = false;  // the error is the connect's (passive health counts it)
+  bool abandoned = false;       // the caller stopped waiting (its timeout)
+};
+
+Task<Result<void>> wait_for(std::shared_ptr<PendingCall> pending) {
+  while (!pending->result) {
+    Result<void> woken = co_await pending->done.wait();
+    if (!woken) co_return woken;
+  }
+  co_return ok();
+}
+
+}  // namespace
+
+// A multiplexed upstream connection: calls are queued with sequence ids unique on it, one task
+// connects and writes everything queued in one write, another reads replies and hands each to
+// the call with its sequence id. Any error (connect, reset, a malformed reply, a reply to no
+// call) fails every call on it and ends it. A call that times out "poisons" it: no new call
+// is queued, and it closes when the calls still waiting on it are done (a late reply to the
+// abandoned call would otherwise be mistaken for nothing).
+class UpstreamConnection : public std::enable_shared_from_this<UpstreamConnection> {
+ public:
+  UpstreamConnection(transport::SocketAddress address, std::chrono::nanoseconds connect_timeout,
+                     std::shared_ptr<metrics::ThriftServerStats> stats)
+      : address_(std::move(address)), connect_timeout_(connect_timeout), stats_(std::move(stats)) {}
+  ~UpstreamConnection() {
+    if (counted_ && stats_) stats_->upstream_connections.sub();
+  }
+
+  static std::shared_ptr<UpstreamConnection> open(
+      transport::SocketAddress address, std::chrono::nanoseconds connect_timeout,
+      std::shared_ptr<metrics::ThriftServerStats> stats) {
+    auto connection =
+        std::make_shared<UpstreamConnection>(std::move(address), connect_timeout, std::move(stats));
+    std::shared_ptr<UpstreamConnection> self = connection;
+    connection->writer_.emplace(runtime::spawn_with_handle(write_loop(std::move(self))));
+    return connection;
+  }
+
+  bool usable() const { return !failed_ && !poisoned_; }
+  // When the connect succeeded (nullopt: not yet, or it failed).
+  const std::optional<runtime::TimePoint>& connected_at() const { return connected_at_; }
+  bool idle() const { return calls_ == 0; }
+
+  // Queues `frame`, its sequence id rewritten to one unique on this connection (a oneway call
+  // keeps its own: nothing comes back for it).
+  void send(ct::Frame& frame, const std::shared_ptr<PendingCall>& pending) {
+    ++calls_;
+    if (frame.type == ct::MessageType::kOneway) {
+      oneways_.push_back(pending);
+    } else {
+      do {
+        next_seqid_ = next_seqid_ == INT32_MAX ? 0 : next_seqid_ + 1;
+      } while (waiting_.count(next_seqid_) != 0);
+      ct::set_seqid(frame, next_seqid_);
+      waiting_.emplace(next_seqid_, pending);
     }
-    const auto left = deadline - runtime::Runtime::current()->now();
-    if (left <= std::chrono::nanoseconds(0)) {
-      co_return Error(ErrorCode::kTimeout, "no reply in time");
+    outgoing_.append(frame.wire);
+    wake_writer_.notify();
+  }
+
+  // The caller of `pending` stopped waiting.
+  void give_up(const std::shared_ptr<PendingCall>& pending) {
+    if (pending->result || pending->abandoned) return;
+    pending->abandoned = true;
+    --calls_;
+    poisoned_ = true;
+    if (calls_ == 0) fail(Error(ErrorCode::kTimeout, "closed after a call timed out"), false);
+  }
+
+  // Ends the connection (every call on it fails with `e`).
+  void close(const Error& e) { fail(e, false); }
+
+ private:
+  static Task<void> write_loop(std::shared_ptr<UpstreamConnection> self) {
+    transport::ConnectOptions options;
+    options.timeout = self->connect_timeout_;
+    Result<transport::Stream> stream = co_await transport::Stream::connect(self->address_, options);
+    if (!stream) {
+      self->fail(stream.error(), true);
+      co_return;
     }
-    Result<size_t> n = co_await runtime::with_timeout(c.stream.read_some(c.in), left);
-    if (!n) co_return std::move(n).error();
-    if (*n == 0) co_return Error(ErrorCode::kConnectionReset, "the upstream closed the connection");
+    if (self->failed_) co_return;
+    self->stream_ = std::move(*stream);
+    self->connected_at_ = runtime::Runtime::current()->now();
+    if (self->stats_) {
+      self->stats_->upstream_connections.add();
+      self->counted_ = true;
+    }
+    std::shared_ptr<UpstreamConnection> reader = self;
+    self->reader_.emplace(runtime::spawn_with_handle(read_loop(std::move(reader))));
+    IoBuffer spare;
+    while (!self->failed_) {
+      if (self->outgoing_.empty()) {
+        Result<void> woken = co_await self->wake_writer_.wait();
+        if (!woken) co_return;
+        continue;
+      }
+      IoBuffer out = std::exchange(self->outgoing_, std::move(spare));
+      std::vector<std::shared_ptr<PendingCall>> written = std::move(self->oneways_);
+      self->oneways_.clear();
+      runtime::BufResult<size_t> sent = co_await self->stream_.write_all(std::move(out));
+      if (!sent.result) {
+        self->fail(sent.result.error(), false);
+        co_return;
+      }
+      spare = std::move(sent.buffer);
+      spare.clear();
+      if (spare.capacity() > 64 * 1024) spare.release();
+      for (std::shared_ptr<PendingCall>& p : written) self->complete(p, ct::Frame());
+    }
+  }
+
+  static Task<void> read_loop(std::shared_ptr<UpstreamConnection> self) {
+    while (!self->failed_) {
+      while (!self->in_.empty()) {
+        Result<std::optional<ct::Frame>> frame = self->codec_.decode(self->in_);
+        if (!frame) {
+          self->fail(frame.error(), false);
+          co_return;
+        }
+        if (!frame->has_value()) break;
+        ct::Frame& reply = **frame;
+        if (reply.type != ct::MessageType::kReply && reply.type != ct::MessageType::kException) {
+          self->fail(Error(ErrorCode::kProtocol, "the upstream sent a call, not a reply"), false);
+          co_return;
+        }
+        auto it = self->waiting_.find(reply.seqid);
+        if (it == self->waiting_.end()) {
+          self->fail(Error(ErrorCode::kProtocol,
+                           fmt::format("a reply with sequence id {} to no call", reply.seqid)),
+                     false);
+          co_return;
+        }
+        std::shared_ptr<PendingCall> pending = std::move(it->second);
+        self->waiting_.erase(it);
+        self->complete(pending, std::move(reply));
+        if (self->failed_) co_return;
+      }
+      if (self->in_.empty()) self->in_.release();  // an idle connection keeps no buffer
+      Result<size_t> n = co_await self->stream_.read_some(self->in_);
+      if (!n) {
+        self->fail(n.error(), false);
+        co_return;
+      }
+      if (*n == 0) {
+        self->fail(Error(ErrorCode::kConnectionReset, "the upstream closed the connection"), false);
+        co_return;
+      }
+    }
+  }
+
+  void complete(const std::shared_ptr<PendingCall>& pending, Result<ct::Frame> result) {
+    if (pending->result) return;
+    if (!pending->abandoned) --calls_;
+    pending->result.emplace(std::move(result));
+    pending->done.notify();
+    if (poisoned_ && calls_ == 0)
+      fail(Error(ErrorCode::kTimeout, "closed after a call timed out"), false);
+  }
+
+  void fail(const Error& e, bool connecting) {
+    if (failed_) return;
+    failed_ = true;
+    std::map<int32_t, std::shared_ptr<PendingCall>> waiting = std::move(waiting_);
+    waiting_.clear();
+    std::vector<std::shared_ptr<PendingCall>> oneways = std::move(oneways_);
+    oneways_.clear();
+    for (auto& [seqid, p] : waiting) {
+      p->connect_failed = connecting;
+      complete(p, e);
+    }
+    for (std::shared_ptr<PendingCall>& p : oneways) {
+      p->connect_failed = connecting;
+      complete(p, e);
+    }
+    // Both tasks end (a running one is not suspended: it returns on its own), and the socket
+    // closes when the last owner lets go.
+    if (reader_) reader_->cancel();
+    if (writer_) writer_->cancel();
+  }
+
+  transport::SocketAddress address_;
+  std::chrono::nanoseconds connect_timeout_;
+  std::shared_ptr<metrics::ThriftServerStats> stats_;
+  transport::Stream stream_;
+  IoBuffer in_;
+  ct::Codec codec_;
+  IoBuffer outgoing_;                                        // queued frames, written in one go
+  std::vector<std::shared_ptr<PendingCall>> oneways_;        // in outgoing_: done once written
+  std::map<int32_t, std::shared_ptr<PendingCall>> waiting_;  // by rewritten sequence id
+  size_t calls_ = 0;                                         // callers waiting on this
+  int32_t next_seqid_ = 0;
+  Notify wake_writer_;
+  std::optional<runtime::JoinHandle<void>> writer_;
+  std::optional<runtime::JoinHandle<void>> reader_;
+  std::optional<runtime::TimePoint> connected_at_;
+  bool counted_ = false;
+  bool failed_ = false;
+  bool poisoned_ = false;
+};
+
+// --- UpstreamPool -----------------------------------------------------------------------------
+
+UpstreamPool::~UpstreamPool() {
+  if (!runtime::Runtime::current()) return;  // the runtime is gone: its tasks went with it
+  for (auto& [key, list] : idle_) {
+    for (auto& connection : list) connection->close(Error(ErrorCode::kCancelled, "pool closed"));
   }
 }
 
+std::shared_ptr<UpstreamConnection> UpstreamPool::take(const std::string& key) {
+  auto it = idle_.find(key);
+  if (it == idle_.end()) return nullptr;
+  std::vector<std::shared_ptr<UpstreamConnection>>& list = it->second;
+  while (!list.empty()) {
+    std::shared_ptr<UpstreamConnection> connection = std::move(list.back());
+    list.pop_back();
+    if (connection->usable()) return connection;
+  }
+  return nullptr;
+}
+
+void UpstreamPool::put(const std::string& key, std::shared_ptr<UpstreamConnection> connection) {
+  if (!connection->usable()) return;
+  std::vector<std::shared_ptr<UpstreamConnection>>& list = idle_[key];
+  // Drop the ones the upstream closed meanwhile.
+  list.erase(std::remove_if(list.begin(), list.end(), [](const auto& c) { return !c->usable(); }),
+             list.end());
+  if (list.size() >= kMaxIdlePerKey) {
+    connection->close(Error(ErrorCode::kCancelled, "enough idle connections"));
+    return;
+  }
+  list.push_back(std::move(connection));
+}
+
+size_t UpstreamPool::idle_count() const {
+  size_t n = 0;
+  for (const auto& [key, list] : idle_) n += list.size();
+  return n;
+}
+
+// --- ThriftForward ----------------------------------------------------------------------------
+
+namespace {
+
 // A failed upstream: the client gets a TApplicationException (a oneway call gets nothing).
-void upstream_failed(Reply& reply, const ct::Frame& call, const Error& e) {
-  reply.error = reply.upstream + ": " + e.to_string();
+void upstream_failed(Reply& reply, const ct::Frame& call, Outcome outcome, const std::string& why,
+                     const std::string& told) {
+  reply.outcome = outcome;
+  reply.error = why;
   if (call.type != ct::MessageType::kOneway) {
-    reply.frame = application_exception(call, ApplicationError::kInternalError,
-                                        "monolake: upstream failed: " + e.to_string());
+    reply.frame = application_exception(call, ApplicationError::kInternalError, told);
   }
 }
 
@@ -140,47 +386,126 @@ Task<Result<Reply>> ThriftForward::call(Call call) {
   const size_t index = upstreams_->pick(rt->now());
   const transport::SocketAddress& address = upstreams_->at(index).address;
   reply.upstream = address.to_string();
-  std::unique_ptr<UpstreamConnection> conn;
-  std::vector<std::unique_ptr<UpstreamConnection>>& idle = pool_->idle[reply.upstream];
-  if (!idle.empty()) {
-    conn = std::move(idle.back());
-    idle.pop_back();
-  } else {
-    Result<transport::Stream> stream =
-        co_await transport::Stream::connect(address, {.timeout = options_.connect_timeout});
-    if (!stream) {
-      upstreams_->report_failure(index, rt->now());
-      reply.error = "connect " + reply.upstream + ": " + stream.error().to_string();
-      if (call.frame.type != ct::MessageType::kOneway) {
-        reply.frame = application_exception(call.frame, ApplicationError::kInternalError,
-                                            "monolake: upstream unavailable");
-      }
-      co_return reply;
+  ct::Frame& frame = call.frame;
+  const bool oneway = frame.type == ct::MessageType::kOneway;
+  // Calls in one transport (framed: and protocol) share a connection: a server expects one kind
+  // on it (THeader frames name their protocol, so it may change between them).
+  std::string key =
+      frame.transport == ct::Transport::kHeader
+          ? reply.upstream + " header"
+          : fmt::format("{} framed/{}", reply.upstream, ct::protocol_name(frame.protocol));
+  Session* session = call.session.get();
+  std::shared_ptr<UpstreamConnection> connection;
+  if (session) {
+    auto it = session->leased.find(key);
+    if (it != session->leased.end() && it->second->usable()) connection = it->second;
+  }
+  if (!connection) {
+    connection = pool_->take(key);
+    if (!connection)
+      connection = UpstreamConnection::open(address, options_.connect_timeout, stats_);
+    if (session) session->leased[key] = connection;
+  }
+  const int32_t client_seqid = frame.seqid;
+  const uint32_t client_header_seqid = frame.header_seqid;
+  auto pending = std::make_shared<PendingCall>();
+  connection->send(frame, pending);
+  // The frame's bytes are queued; its fields are the client's again (a TApplicationException
+  // answers with them).
+  frame.seqid = client_seqid;
+  frame.header_seqid = client_header_seqid;
+  upstreams_->begin(index);
+  // The reply timeout counts from when the call could be written: a new connection's connect
+  // has its own limit (its failure ends the wait).
+  runtime::TimePoint deadline = rt->now() + options_.reply_timeout;
+  Result<void> waited = ok();
+  for (int round = 0; round < 3; ++round) {
+    std::shared_ptr<PendingCall> waited_on = pending;
+    waited = co_await runtime::with_timeout(wait_for(std::move(waited_on)), deadline - rt->now());
+    if (waited || waited.error().code() != ErrorCode::kTimeout) break;
+    if (!connection->connected_at()) {
+      deadline = rt->now() + options_.reply_timeout;  // still connecting
+    } else if (*connection->connected_at() + options_.reply_timeout > rt->now()) {
+      deadline = *connection->connected_at() + options_.reply_timeout;
+    } else {
+      break;
     }
-    upstreams_->report_success(index);
-    conn = std::make_unique<UpstreamConnection>(std::move(*stream));
   }
-  runtime::BufResult<size_t> sent =
-      co_await conn->stream.write_all(IoBuffer::copy_of(call.frame.wire));
-  if (!sent.result) {
-    upstream_failed(reply, call.frame, sent.result.error());
+  upstreams_->end(index);
+  if (!waited) connection->give_up(pending);
+  // Done with the connection: when no call of the session waits on it any more, it goes back
+  // to the pool (or, broken, is dropped).
+  if (connection->idle()) {
+    if (session) {
+      auto it = session->leased.find(key);
+      if (it != session->leased.end() && it->second == connection) session->leased.erase(it);
+    }
+    if (connection->usable()) pool_->put(key, std::move(connection));
+  }
+  if (!waited) {
+    if (stats_) stats_->upstream_errors.add();
+    const std::string why =
+        waited.error().code() == ErrorCode::kTimeout
+            ? fmt::format(
+                  "no reply within {} ms",
+                  std::chrono::duration_cast<std::chrono::milliseconds>(options_.reply_timeout)
+                      .count())
+            : waited.error().to_string();
+    upstream_failed(reply, frame, Outcome::kTimeout, reply.upstream + ": " + why,
+                    "monolake: upstream timed out: " + why);
     co_return reply;
   }
-  if (call.frame.type == ct::MessageType::kOneway) {
-    pool_->idle[reply.upstream].push_back(std::move(conn));
+  Result<ct::Frame>& result = *pending->result;
+  if (!result) {
+    if (pending->connect_failed) {
+      upstreams_->report_failure(index, rt->now());
+      if (stats_) stats_->upstream_connect_errors.add();
+      upstream_failed(reply, frame, Outcome::kUpstreamError,
+                      "connect " + reply.upstream + ": " + result.error().to_string(),
+                      "monolake: upstream unavailable");
+    } else {
+      if (stats_) stats_->upstream_errors.add();
+      upstream_failed(reply, frame, Outcome::kUpstreamError,
+                      reply.upstream + ": " + result.error().to_string(),
+                      "monolake: upstream failed: " + result.error().to_string());
+    }
     co_return reply;
   }
-  Result<ct::Frame> answer = co_await read_reply(*conn, options_.reply_timeout);
-  if (!answer) {
-    upstream_failed(reply, call.frame, answer.error());
+  upstreams_->report_success(index);
+  if (oneway) {
+    reply.outcome = Outcome::kOneway;
     co_return reply;
   }
-  if (answer->seqid != call.frame.seqid) {
-    upstream_failed(reply, call.frame, Error(ErrorCode::kProtocol, "reply with another seqid"));
-    co_return reply;
+  ct::Frame answer = std::move(*result);
+  ct::set_seqid(answer, client_seqid);
+  if (answer.transport == ct::Transport::kHeader &&
+      client_header_seqid != static_cast<uint32_t>(client_seqid)) {
+    for (int i = 0; i < 4; ++i) {
+      answer.wire[8 + i] = static_cast<char>(client_header_seqid >> (24 - 8 * i));
+    }
+    answer.header_seqid = client_header_seqid;
   }
-  if (conn->in.empty()) pool_->idle[reply.upstream].push_back(std::move(conn));
-  reply.frame = std::move(*answer);
+  reply.frame = std::move(answer);
+  co_return reply;
+}
+
+// --- MethodRouter -----------------------------------------------------------------------------
+
+Task<Result<Reply>> MethodRouter::call(Call call) {
+  for (const Route& route : routes_) {
+    if (route.methods.empty() || std::find(route.methods.begin(), route.methods.end(),
+                                           call.frame.method) != route.methods.end()) {
+      co_return co_await route.service->call(std::move(call));
+    }
+  }
+  Reply reply;
+  reply.outcome = Outcome::kNoRoute;
+  reply.error = "no route for method " + call.frame.method;
+  if (call.frame.type != ct::MessageType::kOneway) {
+    reply.frame =
+        application_exception(call.frame, ApplicationError::kUnknownMethod,
+                              "monolake: no route for method '" + call.frame.method + "'");
+  }
   co_return reply;
 }
 
@@ -191,11 +516,18 @@ Task<Result<Reply>> AccessLog::call(Call call) {
   std::string method = call.frame.method;
   const int32_t seqid = call.frame.seqid;
   const bool oneway = call.frame.type == ct::MessageType::kOneway;
-  std::string client = std::move(call.client);
+  std::string client = call.client;
+  if (stats_) stats_->in_flight.add();
   Result<Reply> reply = co_await inner_->call(std::move(call));
+  const runtime::Duration took = runtime::Runtime::current()->now() - start;
+  if (stats_) {
+    stats_->in_flight.sub();
+    stats_->observe(
+        reply ? static_cast<size_t>(reply->outcome) : static_cast<size_t>(Outcome::kUpstreamError),
+        took);
+  }
   if (access_log_enabled()) {
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-        runtime::Runtime::current()->now() - start);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(took);
     std::string end = "ok";
     if (!reply) {
       end = "failed: " + reply.error().to_string();
@@ -215,28 +547,56 @@ Task<Result<Reply>> AccessLog::call(Call call) {
 Result<std::shared_ptr<ThriftService>> ThriftFactory::make_from(
     const std::shared_ptr<ThriftService>& previous) const {
   if (server_.routes.empty()) return Error(ErrorCode::kInvalidArgument, "no route");
-  const config::RouteConfig& route = server_.routes.front();
-  std::vector<Upstream> upstreams;
-  for (const config::Upstream& u : route.upstreams)
-    upstreams.push_back({u.endpoint.address, u.weight});
-  // Carry the pool and the balancer's state over from the previous chain.
-  const ThriftForward* old = nullptr;
+  // What the previous chain had: counters, the pool and each route's balancer state.
+  std::shared_ptr<metrics::ThriftServerStats> stats;
+  std::vector<const ThriftForward*> old_routes;
   if (const auto* log = dynamic_cast<const AccessLog*>(previous.get())) {
-    old = dynamic_cast<const ThriftForward*>(log->inner().get());
+    if (log->stats() && log->stats()->server == server_.name) stats = log->stats();
+    if (const auto* router = dynamic_cast<const MethodRouter*>(log->inner().get())) {
+      for (const MethodRouter::Route& r : router->routes()) {
+        if (const auto* f = dynamic_cast<const ThriftForward*>(r.service.get())) {
+          old_routes.push_back(f);
+        }
+      }
+    } else if (const auto* f = dynamic_cast<const ThriftForward*>(log->inner().get())) {
+      old_routes.push_back(f);
+    }
   }
-  std::shared_ptr<UpstreamSet> set =
-      old && old->upstreams()->same_as(upstreams, route.load_balancer)
-          ? old->upstreams()
-          : std::make_shared<UpstreamSet>(std::move(upstreams), route.load_balancer);
-  std::shared_ptr<ThriftForward::Pool> pool =
-      old ? old->pool() : std::make_shared<ThriftForward::Pool>();
+  if (!stats) stats = metrics::Registry::global().thrift(server_.name);
+  std::shared_ptr<UpstreamPool> pool =
+      old_routes.empty() ? std::make_shared<UpstreamPool>() : old_routes.front()->pool();
   ThriftForward::Options options;
   options.connect_timeout = server_.timeout.upstream_connect;
   options.reply_timeout = server_.timeout.upstream_read;
-  std::shared_ptr<ThriftService> chain =
-      std::make_shared<ThriftForward>(std::move(set), std::move(pool), options);
+  std::vector<MethodRouter::Route> routes;
+  bool by_method = false;
+  for (const config::RouteConfig& route : server_.routes) {
+    std::vector<Upstream> upstreams;
+    for (const config::Upstream& u : route.upstreams) {
+      upstreams.push_back({u.endpoint.address, u.weight});
+    }
+    std::shared_ptr<UpstreamSet> set;
+    for (const ThriftForward* old : old_routes) {
+      if (old->upstreams()->same_as(upstreams, route.load_balancer)) {
+        set = old->upstreams();
+        break;
+      }
+    }
+    if (!set) set = std::make_shared<UpstreamSet>(std::move(upstreams), route.load_balancer);
+    MethodRouter::Route r;
+    r.methods = route.methods;
+    by_method = by_method || !route.methods.empty();
+    r.service = std::make_shared<ThriftForward>(std::move(set), pool, options, stats);
+    routes.push_back(std::move(r));
+  }
+  std::shared_ptr<ThriftService> chain;
+  if (!by_method) {
+    chain = routes.front().service;
+  } else {
+    chain = std::make_shared<MethodRouter>(std::move(routes));
+  }
   return std::shared_ptr<ThriftService>(
-      std::make_shared<AccessLog>(server_.name, std::move(chain)));
+      std::make_shared<AccessLog>(server_.name, std::move(chain), std::move(stats)));
 }
 
 }  // namespace monolake::proxy::thrift

@@ -268,6 +268,27 @@ def exchange(port, payload, host="127.0.0.1", timeout=10.0, half_close=True):
             got += chunk
 
 
+def admin_request(path, method="GET", unix=None, port=None):
+    """(status, body) of one request to the admin API, over a Unix socket or a TCP port."""
+    if unix:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        s.connect(unix)
+    else:
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with s:
+        s.sendall(("%s %s HTTP/1.1\r\nHost: admin\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+                   % (method, path)).encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body.decode()
+
+
 def tcp_config(listen, upstreams, name="t", extra_server="", runtime="worker_threads = 2",
                balancer=None):
     ups = ", ".join('{ endpoint = { type = "socket", value = "%s" } }' % u for u in upstreams)
