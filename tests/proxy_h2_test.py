@@ -467,11 +467,19 @@ def raw_request_with_headers(port, extra):
     s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + hf.SettingsFrame(0).serialize())
     block = hpack.Encoder().encode([(":method", "GET"), (":path", "/echo"), (":scheme", "http"),
                                     (":authority", "x.test")] + extra)
+    # Split into HEADERS + CONTINUATION frames of at most 16 KiB (the default frame size).
+    pieces = [block[i:i + 16384] for i in range(0, len(block), 16384)] or [b""]
     f = hf.HeadersFrame(1)
-    f.data = block
-    f.flags.add("END_HEADERS")
+    f.data = pieces[0]
     f.flags.add("END_STREAM")
-    s.sendall(f.serialize())
+    frames = [f]
+    for piece in pieces[1:]:
+        c = hf.ContinuationFrame(1)
+        c.data = piece
+        frames.append(c)
+    frames[-1].flags.add("END_HEADERS")
+    s.sendall(b"".join(fr.serialize() for fr in frames))
+    decoder = hpack.Decoder()
     buf = b""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -496,7 +504,7 @@ def raw_request_with_headers(port, extra):
                 return ("GOAWAY", frame.error_code)
             if isinstance(frame, hf.HeadersFrame) and frame.stream_id == 1:
                 s.close()
-                return ("HEADERS", 0)
+                return ("HEADERS", int(dict(decoder.decode(frame.data))[":status"]))
     s.close()
     return ("nothing", None)
 
@@ -515,7 +523,7 @@ def test_connection_specific_fields_never_reach_the_upstream():
         assert (kind, code) in (("RST_STREAM", 1), ("GOAWAY", 1)), (fields, kind, code)
     assert not Handler.seen, "refused requests reached the upstream: %r" % Handler.seen
     # te: trailers is allowed, and a plain request still works on a new connection.
-    assert raw_request_with_headers(port, [("te", "trailers")]) == ("HEADERS", 0)
+    assert raw_request_with_headers(port, [("te", "trailers")]) == ("HEADERS", 200)
     assert len(Handler.seen) == 1 and "TE" not in Handler.seen[0][2]
 
 
@@ -616,6 +624,25 @@ def test_upstream_goaway_moves_requests_to_a_new_connection():
     for new in olds[1:]:
         assert "http server=b " in new.err(), new.name + " served nothing:\n" + new.err()[-2000:]
     shutil.rmtree(short, ignore_errors=True)
+
+
+def test_limits_answer_413_and_431():
+    up = python_upstream()
+    port = pt.free_port()
+    start(server("web", port, up, extra="max_request_body_bytes = 1000"))
+    url = "http://127.0.0.1:%d/echo" % port
+    Handler.seen.clear()
+    r = curl("--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}",
+             "--data-binary", "x" * 2000, url)
+    assert r.stdout == b"413", (r.stdout, r.stderr)
+    # 20 fields of 4,000 bytes: a head over max_header_list_size (64 KiB), sent as HEADERS and
+    # CONTINUATION frames by hand (curl and nghttp refuse to send a header block over 64 KiB).
+    big = [("x-big-%d" % i, "b" * 4000) for i in range(20)]
+    assert raw_request_with_headers(port, big) == ("HEADERS", 431)
+    assert not Handler.seen, Handler.seen
+    r = curl("--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_code}",
+             "--data-binary", "x" * 900, url)
+    assert r.stdout == b"200", (r.stdout, r.stderr)
 
 
 def test_h2load_without_errors():

@@ -12,15 +12,6 @@ namespace monolake::http::h2 {
 
 namespace {
 
-std::optional<uint64_t> content_length(const HeaderMap& headers) {
-  auto value = headers.get("content-length");
-  if (!value) return std::nullopt;
-  uint64_t n = 0;
-  auto [end, ec] = std::from_chars(value->data(), value->data() + value->size(), n);
-  if (ec != std::errc() || end != value->data() + value->size()) return std::nullopt;
-  return n;
-}
-
 runtime::Task<void> run_session(std::shared_ptr<Session> session) {
   co_await session->run(IoBuffer());
 }

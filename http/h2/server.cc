@@ -11,25 +11,12 @@ namespace monolake::http::h2 {
 
 namespace {
 
-// A request the proxy answers itself, before any handler.
-std::optional<Response> refuse(const StreamState& stream, const Options& options) {
-  if (stream.head_too_large) return text_response(431);
-  if (stream.method == "CONNECT") return text_response(501);
-  if (auto length = stream.headers.get("content-length")) {
-    uint64_t n = 0;
-    std::from_chars(length->data(), length->data() + length->size(), n);
-    if (n > options.max_request_body) return text_response(413);
-  }
-  return std::nullopt;
-}
-
-std::optional<uint64_t> content_length(const HeaderMap& headers) {
-  auto value = headers.get("content-length");
-  if (!value) return std::nullopt;
-  uint64_t n = 0;
-  auto [end, ec] = std::from_chars(value->data(), value->data() + value->size(), n);
-  if (ec != std::errc() || end != value->data() + value->size()) return std::nullopt;
-  return n;
+// The status of a request the proxy answers itself, before any handler (0: none).
+int refusal(const StreamState& stream, const Options& options) {
+  if (stream.head_too_large) return 431;
+  if (stream.method == "CONNECT") return 501;
+  if (content_length(stream.headers).value_or(0) > options.max_request_body) return 413;
+  return 0;
 }
 
 Request make_request(const std::shared_ptr<Session>& session,
@@ -56,13 +43,11 @@ bool body_forbidden(std::string_view method, int status) {
 // One request stream: the handler, then the response head and body.
 runtime::Task<void> serve_stream(std::shared_ptr<Session> session,
                                  std::shared_ptr<StreamState> stream, const ConnectionInfo* info,
-                                 const Handler* handler) {
-  std::optional<Response> refused = refuse(*stream, session->options());
+                                 const Handler* handler, int refused) {
   const std::string method = stream->method;
   Response response;
-  if (refused) {
-    stream->in_discard = true;
-    response = std::move(*refused);
+  if (refused != 0) {
+    response = text_response(refused);
   } else {
     Request request = make_request(session, stream, *info);
     response = co_await (*handler)(std::move(request));
@@ -109,10 +94,14 @@ runtime::Task<ServeStats> serve(transport::ByteStream& stream, const ConnectionI
   auto session = std::make_shared<Session>(Session::Role::kServer, stream, options);
   session->set_peer(info.peer_text);
   Session* raw = session.get();
-  Result<void> started = session->init([raw, &info, &handler](std::shared_ptr<StreamState> s) {
-    s->task.emplace(
-        runtime::spawn_with_handle(serve_stream(raw->shared_from_this(), s, &info, &handler)));
-  });
+  Result<void> started =
+      session->init([raw, &info, &handler, &options](std::shared_ptr<StreamState> s) {
+        // Decided now, before any DATA of the stream is counted against the body limit.
+        const int refused = refusal(*s, options);
+        if (refused != 0) s->in_discard = true;
+        s->task.emplace(runtime::spawn_with_handle(
+            serve_stream(raw->shared_from_this(), s, &info, &handler, refused)));
+      });
   ServeStats stats;
   if (!started) {
     stats.ended = started.error().to_string();

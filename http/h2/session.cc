@@ -3,6 +3,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
+#include <charconv>
 #include <vector>
 
 #include "base/log.h"
@@ -63,6 +64,15 @@ Error h2_error(const char* what, int code) {
 }
 
 }  // namespace
+
+std::optional<uint64_t> content_length(const HeaderMap& headers) {
+  auto value = headers.get("content-length");
+  if (!value) return std::nullopt;
+  uint64_t n = 0;
+  auto [end, ec] = std::from_chars(value->data(), value->data() + value->size(), n);
+  if (ec != std::errc() || end != value->data() + value->size()) return std::nullopt;
+  return n;
+}
 
 // --- nghttp2 callbacks ----------------------------------------------------------------------
 

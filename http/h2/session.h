@@ -35,6 +35,9 @@ struct nghttp2_session;
 
 namespace monolake::http::h2 {
 
+// The Content-Length of a head, if it has a valid one (nghttp2 has checked it against DATA).
+std::optional<uint64_t> content_length(const HeaderMap& headers);
+
 // One stream's state, shared by the session and the tasks working on it.
 struct StreamState {
   int32_t id = 0;
