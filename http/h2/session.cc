@@ -497,6 +497,9 @@ runtime::Task<void> Session::read_loop(IoBuffer pending) {
     }
     go_on = feed(buffer.view());
   }
+  // nghttp2 wants nothing more (e.g. the peer's GOAWAY with no stream open): an orderly end,
+  // which would otherwise leave the connection without a reason.
+  if (end_reason_.empty() && !nghttp2_session_want_read(ng_)) end_reason_ = "finished";
   reading_done_ = true;
   wake_writer();
 }
