@@ -245,11 +245,18 @@ struct Callbacks {
     }
     stream->in_ready.notify();
     stream->out_space.notify();
-    // A reset stream's work is abandoned (the upstream request behind it too).
-    // On the client side the task is the request body pump, which has nothing left to do.
-    const bool abandoned = error_code != NGHTTP2_NO_ERROR || s.role_ == Session::Role::kClient;
-    if (abandoned && stream->task && !stream->task->done()) {
+    // Work still going on for a closed stream is abandoned (the upstream request behind it
+    // too): nothing of it can be sent any more. The code does not tell: a peer may reset a
+    // stream with NO_ERROR before we answered. (A stream that ended both ways has no task
+    // left: the response was the task's last step.) On the client side the task is the
+    // request body pump, which has nothing left to do either.
+    if (stream->task && !stream->task->done()) {
       stream->task->cancel();
+      // run() still awaits it: it may hold references its caller owns (the handler, the
+      // connection info), so it must not outlive the connection.
+      std::erase_if(s.closed_stream_tasks_,
+                    [](const runtime::JoinHandle<void>& t) { return t.done(); });
+      s.closed_stream_tasks_.push_back(*stream->task);
     }
     return 0;
   }
@@ -565,6 +572,8 @@ runtime::Task<void> Session::run(IoBuffer pending) {
   for (const std::shared_ptr<StreamState>& stream : open) {
     if (stream->task) co_await *stream->task;
   }
+  for (const runtime::JoinHandle<void>& task : closed_stream_tasks_) co_await task;
+  closed_stream_tasks_.clear();
   on_request_ = nullptr;  // it may hold references the caller owns
   finished_.notify();
 }
