@@ -67,6 +67,13 @@ Error h2_error(const char* what, int code) {
 // --- nghttp2 callbacks ----------------------------------------------------------------------
 
 struct Callbacks {
+  // What a callback returns after abuse(): nghttp2_session_mem_recv() stops at once (feed()
+  // then ends the connection; the GOAWAY abuse() queued is still sent). Returning 0 would let
+  // it go on parsing after it has reset its frame state: a later broken frame then has it
+  // terminate the session a second time, which fails nghttp2's
+  // `iframe->state == NGHTTP2_IB_IGN_ALL` assertion (1.52) and aborts the process.
+  static constexpr int kStopReading = NGHTTP2_ERR_CALLBACK_FAILURE;
+
   static Session& of(void* user_data) { return *static_cast<Session*>(user_data); }
 
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
@@ -147,7 +154,7 @@ struct Callbacks {
         if (frame->hd.length == 0 && !end_stream) {
           if (++s.consecutive_empty_frames_ > s.options_.max_consecutive_empty_frames) {
             s.abuse(NGHTTP2_ENHANCE_YOUR_CALM, "empty DATA frame flood");
-            return 0;
+            return kStopReading;
           }
         } else {
           s.consecutive_empty_frames_ = 0;
@@ -161,12 +168,14 @@ struct Callbacks {
         if (++s.priority_frames_ >
             uint64_t{s.options_.max_priority_frames_per_stream} * (1 + s.streams_opened_)) {
           s.abuse(NGHTTP2_ENHANCE_YOUR_CALM, "PRIORITY frame flood");
+          return kStopReading;
         }
         return 0;
       case NGHTTP2_SETTINGS:
       case NGHTTP2_PING:
         if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) && !s.control_frame_allowed()) {
           s.abuse(NGHTTP2_ENHANCE_YOUR_CALM, "SETTINGS/PING flood");
+          return kStopReading;
         }
         return 0;
       case NGHTTP2_GOAWAY:
