@@ -10,6 +10,9 @@ other bits), then the client's frames. Valid frames are built with hyperframe, h
 with hpack (one encoder per connection, so later requests use its dynamic table); broken
 frames are written byte by byte. Paths like /trailers or /big choose what the fuzz handler
 answers. Every file stays under 4 KiB.
+
+It writes the seed_* files only; found_* (reproducers of bugs the fuzzer found) and fuzzer_*
+(small inputs it found that add coverage) come from fuzzing runs and are kept as they are.
 """
 
 import os
