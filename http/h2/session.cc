@@ -77,6 +77,13 @@ std::optional<uint64_t> content_length(const HeaderMap& headers) {
 // --- nghttp2 callbacks ----------------------------------------------------------------------
 
 struct Callbacks {
+  // What a callback returns after abuse(): nghttp2_session_mem_recv() stops at once (feed()
+  // then ends the connection; the GOAWAY abuse() queued is still sent). Returning 0 would let
+  // it go on parsing after it has reset its frame state: a later broken frame then has it
+  // terminate the session a second time, which fails nghttp2's
+  // `iframe->state == NGHTTP2_IB_IGN_ALL` assertion (1.52) and aborts the process.
+  static constexpr int kStopReading = NGHTTP2_ERR_CALLBACK_FAILURE;
+
   static Session& of(void* user_data) { return *static_cast<Session*>(user_data); }
 
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
@@ -157,7 +164,7 @@ struct Callbacks {
         if (frame->hd.length == 0 && !end_stream) {
           if (++s.consecutive_empty_frames_ > s.options_.max_consecutive_empty_frames) {
             s.abuse(NGHTTP2_ENHANCE_YOUR_CALM, "empty DATA frame flood");
-            return 0;
+            return kStopReading;
           }
         } else {
           s.consecutive_empty_frames_ = 0;
@@ -171,6 +178,7 @@ struct Callbacks {
         if (++s.priority_frames_ >
             uint64_t{s.options_.max_priority_frames_per_stream} * (1 + s.streams_opened_)) {
           s.abuse(NGHTTP2_ENHANCE_YOUR_CALM, "PRIORITY frame flood");
+          return kStopReading;
         }
         return 0;
       case NGHTTP2_SETTINGS:
@@ -178,6 +186,7 @@ struct Callbacks {
         if (!(frame->hd.flags & NGHTTP2_FLAG_ACK) &&
             !s.control_frames_.take(runtime::Runtime::current()->now())) {
           s.abuse(NGHTTP2_ENHANCE_YOUR_CALM, "SETTINGS/PING flood");
+          return kStopReading;
         }
         return 0;
       case NGHTTP2_RST_STREAM:
@@ -265,11 +274,18 @@ struct Callbacks {
     }
     stream->in_ready.notify();
     stream->out_space.notify();
-    // A reset stream's work is abandoned (the upstream request behind it too).
-    // On the client side the task is the request body pump, which has nothing left to do.
-    const bool abandoned = error_code != NGHTTP2_NO_ERROR || s.role_ == Session::Role::kClient;
-    if (abandoned && stream->task && !stream->task->done()) {
+    // Work still going on for a closed stream is abandoned (the upstream request behind it
+    // too): nothing of it can be sent any more. The code does not tell: a peer may reset a
+    // stream with NO_ERROR before we answered. (A stream that ended both ways has no task
+    // left: the response was the task's last step.) On the client side the task is the
+    // request body pump, which has nothing left to do either.
+    if (stream->task && !stream->task->done()) {
       stream->task->cancel();
+      // run() still awaits it: it may hold references its caller owns (the handler, the
+      // connection info), so it must not outlive the connection.
+      std::erase_if(s.closed_stream_tasks_,
+                    [](const runtime::JoinHandle<void>& t) { return t.done(); });
+      s.closed_stream_tasks_.push_back(*stream->task);
     }
     return 0;
   }
@@ -526,6 +542,9 @@ runtime::Task<void> Session::read_loop(IoBuffer pending) {
     }
     go_on = feed(buffer.view());
   }
+  // nghttp2 wants nothing more (e.g. the peer's GOAWAY with no stream open): an orderly end,
+  // which would otherwise leave the connection without a reason.
+  if (end_reason_.empty() && !nghttp2_session_want_read(ng_)) end_reason_ = "finished";
   reading_done_ = true;
   wake_writer();
 }
@@ -591,6 +610,8 @@ runtime::Task<void> Session::run(IoBuffer pending) {
   for (const std::shared_ptr<StreamState>& stream : open) {
     if (stream->task) co_await *stream->task;
   }
+  for (const runtime::JoinHandle<void>& task : closed_stream_tasks_) co_await task;
+  closed_stream_tasks_.clear();
   on_request_ = nullptr;  // it may hold references the caller owns
   finished_.notify();
 }

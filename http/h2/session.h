@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "base/buffer.h"
 #include "base/result.h"
@@ -171,6 +172,9 @@ class Session : public std::enable_shared_from_this<Session> {
   runtime::Notify want_write_;
   runtime::Notify finished_;
   std::optional<runtime::JoinHandle<void>> reader_;
+  // Tasks of streams that closed while their task still ran (cancelled then); run() awaits
+  // them before it ends.
+  std::vector<runtime::JoinHandle<void>> closed_stream_tasks_;
   bool closed_ = false;  // no more I/O
   bool reading_done_ = false;
   bool terminate_ = false;  // flush what is queued (a GOAWAY), then end
