@@ -571,8 +571,8 @@ def test_conformance_and_floods():
     # on a lower stream id than one already used is ignored by nghttp2 on purpose (its source
     # says so; nghttpd does the same), where RFC 9113 5.1.1 asks for PROTOCOL_ERROR.
     up = python_upstream()
-    port = pt.free_port()
-    ml = start(server("web", port, up))
+    port, admin = pt.free_port(), pt.free_port()
+    ml = start('[admin]\nlisten = "127.0.0.1:%d"\n\n' % admin + server("web", port, up))
     r = subprocess.run(["/usr/bin/python3", CONFORMANCE, "--port", str(port), "--post-path",
                         "/echo", "--path", "/ok", "--pid", str(ml.popen.pid),
                         "--skip", r"^5\.1\.1/2 "], capture_output=True, timeout=120)
@@ -587,6 +587,10 @@ def test_conformance_and_floods():
     for case in ("10.5/1 SETTINGS", "10.5/2 PING"):
         line = next(l for l in out.splitlines() if case in l)
         assert "closed" in line, line
+    # Each flood the proxy cut is counted (SETTINGS, PING, empty DATA, PRIORITY, Rapid Reset).
+    stats = pt.admin_request("/stats", port=admin)[1]
+    cut = int(re.search(r'monolake_http2_abuse_closed_total\{server="web"\} (\d+)', stats).group(1))
+    assert cut >= 5, stats
 
 
 def test_upstream_goaway_moves_requests_to_a_new_connection():
@@ -645,15 +649,21 @@ def test_limits_answer_413_and_431():
     assert r.stdout == b"200", (r.stdout, r.stderr)
 
 
-def test_h2load_without_errors():
+def test_h2load_without_errors_counted_in_stats():
     up = python_upstream()
-    port = pt.free_port()
-    start(server("web", port, up))
+    port, admin = pt.free_port(), pt.free_port()
+    start('[admin]\nlisten = "127.0.0.1:%d"\n\n' % admin + server("web", port, up))
     r = subprocess.run(["h2load", "-n", "5000", "-c", "10", "-m", "10",
                         "http://127.0.0.1:%d/x" % port], capture_output=True, timeout=120)
     out = r.stdout.decode()
     assert "5000 done, 5000 succeeded, 0 failed, 0 errored, 0 timeout" in out, out
     assert re.search(r"status codes: 5000 2xx", out), out
+    # /stats: the HTTP/2 connections and streams (h2load's 10 connections, 5,000 streams).
+    pt.wait_until(lambda: 'monolake_http2_connections_total{server="web"} 10' in
+                  pt.admin_request("/stats", port=admin)[1], 5, "h2 connections in /stats")
+    stats = pt.admin_request("/stats", port=admin)[1]
+    assert 'monolake_http2_streams_total{server="web"} 5000' in stats, stats
+    assert 'monolake_http2_abuse_closed_total{server="web"} 0' in stats, stats
 
 
 TESTS = [(name, fn) for name, fn in list(globals().items()) if name.startswith("test_")]

@@ -113,6 +113,7 @@ runtime::Task<ServeStats> serve(transport::ByteStream& stream, const ConnectionI
   watch.tick.disarm();
   stats.streams = session->streams_opened();
   stats.ended = session->end_reason();
+  stats.abuse = session->abused();
   co_return stats;
 }
 

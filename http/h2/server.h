@@ -29,7 +29,8 @@ namespace monolake::http::h2 {
 
 struct ServeStats {
   uint64_t streams = 0;
-  std::string ended;  // why the connection ended
+  std::string ended;   // why the connection ended
+  bool abuse = false;  // ended by a flood limit
 };
 
 // `pending`: bytes already read from the connection (the preface, when detected on a plain

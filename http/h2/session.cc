@@ -196,6 +196,7 @@ struct Callbacks {
         if (s.role_ == Session::Role::kServer &&
             !s.resets_.take(runtime::Runtime::current()->now())) {
           s.abuse(NGHTTP2_ENHANCE_YOUR_CALM, "stream reset flood (Rapid Reset)");
+          return kStopReading;
         }
         return 0;
       case NGHTTP2_GOAWAY:
@@ -468,6 +469,7 @@ void Session::abuse(uint32_t code, const std::string& why) {
   nghttp2_session_terminate_session(ng_, code);
   terminate_ = true;
   end_reason_ = why;
+  abused_ = true;
   wake_writer();
 }
 
@@ -504,6 +506,7 @@ bool Session::feed(std::string_view bytes) {
     // Fatal for the connection. nghttp2 reports some floods (unread ACKs) without a GOAWAY;
     // a bad preface or a broken frame gets one where it still can be sent.
     if (rv == NGHTTP2_ERR_FLOODED) {
+      abused_ = true;
       end("flood: the peer does not read its SETTINGS/PING acknowledgements");
       return false;
     }

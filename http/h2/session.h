@@ -138,6 +138,8 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t available_streams() const;
   size_t open_streams() const { return streams_.size(); }
   const std::string& end_reason() const { return end_reason_; }
+  // Whether a flood limit ended the connection.
+  bool abused() const { return abused_; }
   const Options& options() const { return options_; }
   uint64_t streams_opened() const { return streams_opened_; }
   transport::ByteStream& byte_stream() { return *stream_; }
@@ -178,6 +180,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closed_ = false;  // no more I/O
   bool reading_done_ = false;
   bool terminate_ = false;  // flush what is queued (a GOAWAY), then end
+  bool abused_ = false;
   std::string end_reason_;
   bool goaway_received_ = false;
   int32_t goaway_last_stream_ = 0;

@@ -102,6 +102,7 @@ std::string Registry::prometheus_text() {
     std::array<uint64_t, kLatencyBuckets.size() + 1> latency{};
     uint64_t sum_us = 0;
     uint64_t idle = 0;
+    uint64_t h2_connections = 0, h2_streams = 0, h2_abuse = 0;
   };
   struct L4Sum {
     uint64_t connections = 0, active = 0, connect_errors = 0, up = 0, down = 0;
@@ -126,6 +127,9 @@ std::string Registry::prometheus_text() {
       for (size_t i = 0; i < sum.latency.size(); ++i) sum.latency[i] += s->latency[i].get();
       sum.sum_us += s->latency_sum_us.get();
       sum.idle += s->idle_upstream_connections.get();
+      sum.h2_connections += s->h2_connections.get();
+      sum.h2_streams += s->h2_streams.get();
+      sum.h2_abuse += s->h2_abuse_closed.get();
     }
     for (const auto& weak : l4_) {
       auto s = weak.lock();
@@ -171,6 +175,20 @@ std::string Registry::prometheus_text() {
   for (const auto& [server, s] : http) {
     out += fmt::format("monolake_http_upstream_idle_connections{{server=\"{}\"}} {}\n",
                        label(server), s.idle);
+  }
+  const std::pair<const char*, uint64_t HttpSum::*> h2_counters[] = {
+      {"monolake_http2_connections_total", &HttpSum::h2_connections},
+      {"monolake_http2_streams_total", &HttpSum::h2_streams},
+      {"monolake_http2_abuse_closed_total", &HttpSum::h2_abuse}};
+  const char* h2_help[] = {"Client connections served with HTTP/2.",
+                           "Request streams on HTTP/2 client connections.",
+                           "HTTP/2 client connections ended by a flood limit."};
+  for (size_t c = 0; c < 3; ++c) {
+    const auto& [name, field] = h2_counters[c];
+    out += fmt::format("# HELP {} {}\n# TYPE {} counter\n", name, h2_help[c], name);
+    for (const auto& [server, s] : http) {
+      out += fmt::format("{}{{server=\"{}\"}} {}\n", name, label(server), s.*field);
+    }
   }
   append_histogram(out, "monolake_http_request_duration_seconds",
                    "Time from request head to response end.", http);

@@ -42,6 +42,9 @@ struct HttpServerStats {
   std::array<Counter, kLatencyBuckets.size() + 1> latency;  // last: +Inf
   Counter latency_sum_us;
   Counter idle_upstream_connections;  // gauge: the worker's pool
+  Counter h2_connections;             // client connections served with HTTP/2
+  Counter h2_streams;                 // request streams on them
+  Counter h2_abuse_closed;            // HTTP/2 connections ended by a flood limit
 
   void observe(int status, std::chrono::nanoseconds took);
 };

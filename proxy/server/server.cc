@@ -266,6 +266,18 @@ Task<void> serve_connection(std::shared_ptr<l4::L4Service> chain, l4::Connection
   (void)co_await chain->call(std::move(connection));
 }
 
+// Counts an HTTP/2 connection that has ended in the server's /stats.
+void count_h2(WorkerState* worker, const std::string& key,
+              const monolake::http::h2::ServeStats& served) {
+  const ServerEntry* current = entry_of(*worker, key);
+  if (!current || !current->http) return;
+  const auto* log = dynamic_cast<const http::AccessLog*>(current->http.get());
+  if (!log || !log->stats()) return;
+  log->stats()->h2_connections.add();
+  log->stats()->h2_streams.add(served.streams);
+  if (served.abuse) log->stats()->h2_abuse_closed.add();
+}
+
 // Serves one HTTP connection: TLS handshake if the listener has TLS, then HTTP/1.1 requests,
 // each on the worker's *current* chain for the server (a reload reaches this connection at its
 // next request).
@@ -310,8 +322,9 @@ Task<void> serve_http_connection(transport::Stream stream, transport::SocketAddr
     const bool h2 = h2_options && secured->alpn() == "h2";
     transport::ByteStreamOf<tls::TlsStream> bytes(std::move(*secured));
     if (h2) {
-      (void)co_await monolake::http::h2::serve(bytes, info, *h2_options, handler, {},
-                                               &worker->draining);
+      const monolake::http::h2::ServeStats served = co_await monolake::http::h2::serve(
+          bytes, info, *h2_options, handler, {}, &worker->draining);
+      count_h2(worker, key, served);
     } else {
       (void)co_await monolake::http::h1::serve(bytes, info, options, handler);
     }
@@ -330,8 +343,9 @@ Task<void> serve_http_connection(transport::Stream stream, transport::SocketAddr
       match = h2::match_preface(pending.view());
     }
     if (match == h2::PrefaceMatch::kYes) {
-      (void)co_await h2::serve(bytes, info, *h2_options, handler, std::move(pending),
-                               &worker->draining);
+      const h2::ServeStats served = co_await h2::serve(bytes, info, *h2_options, handler,
+                                                       std::move(pending), &worker->draining);
+      count_h2(worker, key, served);
       co_return;
     }
   }
