@@ -433,11 +433,13 @@ class Parser {
   }
 
   void parse_server(const toml::table& table, const std::string& path, ServerConfig& out) {
-    TableReader r(
-        errors_, table, path,
-        {"name", "proxy_type", "listener", "tls", "timeout", "max_connections", "routes", "route",
-         "trusted_proxies", "max_request_body_bytes", "upstream_http_version", "http2",
-         "max_calls_in_flight"});
+    TableReader r(errors_, table, path,
+                  {"name", "proxy_type", "listener", "tls", "timeout", "max_connections", "routes",
+                   "route", "trusted_proxies", "max_request_body_bytes", "upstream_http_version",
+                   "http2", "max_calls_in_flight", "upstream_max_idle_connections"});
+    if (auto n = r.integer("upstream_max_idle_connections", 0, 1000000)) {
+      out.upstream_max_idle_connections = static_cast<size_t>(*n);
+    }
     if (auto n = r.integer("max_calls_in_flight", 1, 1000000)) {
       out.max_calls_in_flight = static_cast<size_t>(*n);
     }

@@ -191,6 +191,8 @@ struct ServerConfig {
   // by method name.
   std::vector<RouteConfig> routes;
   UpstreamHttpVersion upstream_http_version = UpstreamHttpVersion::kAuto;
+  // http: idle HTTP/1.1 connections kept per upstream and worker (0: none kept).
+  size_t upstream_max_idle_connections = 64;
   Http2Config http2;
 };
 

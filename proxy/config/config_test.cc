@@ -507,6 +507,84 @@ upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9091" } }]
   EXPECT_EQ(defaults->servers[0].max_calls_in_flight, 100u);
 }
 
+TEST(ConfigTest, Http2KeysAndDefaults) {
+  Result<Config> config = parse(R"(
+[servers.web]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:8080" }
+upstream_http_version = "http2"
+upstream_max_idle_connections = 0
+[servers.web.http2]
+enabled = false
+max_concurrent_streams = 7
+initial_stream_window = 1024
+connection_window = 65535
+max_header_list_size = 2048
+max_continuations = 0
+max_resets_burst = 5
+max_resets_per_sec = 1
+max_control_frames_per_sec = 9
+max_consecutive_empty_frames = 0
+max_priority_frames_per_stream = 3
+[[servers.web.routes]]
+path = "/"
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9093" } }]
+)");
+  ASSERT_TRUE(config) << config.error().message();
+  const ServerConfig& web = config->servers[0];
+  EXPECT_EQ(web.upstream_http_version, UpstreamHttpVersion::kHttp2);
+  EXPECT_EQ(web.upstream_max_idle_connections, 0u);
+  EXPECT_FALSE(web.http2.enabled);
+  EXPECT_EQ(web.http2.max_concurrent_streams, 7u);
+  EXPECT_EQ(web.http2.initial_stream_window, 1024u);
+  EXPECT_EQ(web.http2.connection_window, 65535u);
+  EXPECT_EQ(web.http2.max_header_list_size, 2048u);
+  EXPECT_EQ(web.http2.max_continuations, 0u);
+  EXPECT_EQ(web.http2.max_resets_burst, 5u);
+  EXPECT_EQ(web.http2.max_resets_per_sec, 1u);
+  EXPECT_EQ(web.http2.max_control_frames_per_sec, 9u);
+  EXPECT_EQ(web.http2.max_consecutive_empty_frames, 0u);
+  EXPECT_EQ(web.http2.max_priority_frames_per_stream, 3u);
+
+  Result<Config> defaults = parse(R"(
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:8080" }
+[[servers.web.routes]]
+path = "/"
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9093" } }]
+)");
+  ASSERT_TRUE(defaults) << defaults.error().message();
+  const ServerConfig& d = defaults->servers[0];
+  EXPECT_EQ(d.upstream_http_version, UpstreamHttpVersion::kAuto);
+  EXPECT_EQ(d.upstream_max_idle_connections, 64u);
+  EXPECT_TRUE(d.http2.enabled);
+  EXPECT_EQ(d.http2.max_concurrent_streams, 100u);
+  EXPECT_EQ(d.http2.initial_stream_window, 65536u);
+  EXPECT_EQ(d.http2.connection_window, 1048576u);
+}
+
+TEST(ConfigErrorTest, BadHttp2Keys) {
+  std::string message = error_of(R"(
+[servers.web]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:8080" }
+upstream_http_version = "h3"
+[servers.web.http2]
+initial_stream_window = 2147483648
+max_concurrent_streams = 0
+bogus = 1
+enabled = "yes"
+[[servers.web.routes]]
+path = "/"
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9093" } }]
+)");
+  expect_line(message, "servers.web.upstream_http_version", "unknown HTTP version 'h3'");
+  expect_line(message, "servers.web.http2.initial_stream_window", "must be at most 2147483647");
+  expect_line(message, "servers.web.http2.max_concurrent_streams", "must be at least 1");
+  expect_line(message, "servers.web.http2.bogus", "unknown key");
+  expect_line(message, "servers.web.http2.enabled", "");
+}
+
 TEST(ConfigErrorTest, BadMethodRoutes) {
   std::string message = error_of(R"(
 [servers.rpc]

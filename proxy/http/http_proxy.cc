@@ -44,8 +44,9 @@ std::unique_ptr<ClientConnection> ConnectionPool::take(const std::string& addres
 void ConnectionPool::give(const std::string& address,
                           std::unique_ptr<ClientConnection> connection) {
   if (connection->requests() >= options_.max_requests_per_connection) return;
+  if (options_.max_idle_per_upstream == 0) return;
   std::vector<Idle>& idle = idle_[address];
-  if (idle.size() >= options_.max_idle_per_upstream) {
+  while (idle.size() >= options_.max_idle_per_upstream) {
     idle.erase(idle.begin());  // drop the oldest
     --idle_total_;
   }
@@ -760,6 +761,7 @@ Result<std::shared_ptr<HttpService>> HttpFactory::make_from(
     stats = metrics::Registry::global().http(server_.name);
   }
   pool->set_gauge(stats);
+  pool->set_max_idle_per_upstream(server_.upstream_max_idle_connections);
   ForwardOptions options;
   options.connect_timeout = server_.timeout.upstream_connect;
   options.response_timeout = server_.timeout.upstream_read;

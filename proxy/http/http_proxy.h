@@ -72,6 +72,9 @@ class ConnectionPool {
   // Keeps `gauge` equal to the number of idle connections (for /stats).
   void set_gauge(std::shared_ptr<metrics::HttpServerStats> stats) { stats_ = std::move(stats); }
   const Options& options() const { return options_; }
+  // Applies a reloaded limit to a carried-over pool (extra idle connections go at their next
+  // give() or sweep).
+  void set_max_idle_per_upstream(size_t n) { options_.max_idle_per_upstream = n; }
 
  private:
   struct Idle {
