@@ -38,6 +38,8 @@
 #   DURATION [5]      seconds of h2load (-D) per round
 #   CONNS [50]        h2load connections (-c)
 #   STREAMS [10]      concurrent streams per connection (-m)
+#   KEEPALIVE [64]    idle upstream connections kept: nginx `keepalive`, monolake
+#                     `upstream_max_idle_connections` (h2o keeps what it has)
 #   LAYOUTS ["C A T"] which layouts to run, in this order: C, A, T
 #   CPU_ONE [1]       C: the only CPU; A, T: the proxy's CPU
 #   CPU_OTHER [0]     A, T: h2load's and the upstream's CPU
@@ -66,6 +68,7 @@ rounds=${ROUNDS:-5}
 duration=${DURATION:-5}
 conns=${CONNS:-50}
 streams=${STREAMS:-10}
+KEEPALIVE=${KEEPALIVE:-64}
 layouts=${LAYOUTS:-C A T}
 cpu_one=${CPU_ONE:-1}
 cpu_other=${CPU_OTHER:-0}
@@ -228,6 +231,7 @@ EOF
 proxy_type = "http"
 listener = { type = "socket", value = "127.0.0.1:$port" }
 upstream_http_version = "http11"
+upstream_max_idle_connections = $KEEPALIVE
 $tls
 [[servers.$name.routes]]
 path = "/{*rest}"
@@ -266,7 +270,7 @@ http {
   keepalive_timeout 300s;
   upstream up {
     server 127.0.0.1:$up_port;
-    keepalive 64;
+    keepalive $KEEPALIVE;
     keepalive_requests 100000000;
     keepalive_timeout 300s;
   }
