@@ -730,12 +730,15 @@ def test_slowloris_with_slowhttptest():
     try:
         time.sleep(1.5)  # the slow connections are open and trickling
         for _ in range(10):
-            out = subprocess.run(["curl", "-s", "--max-time", "2", "-o", "/dev/null", "-w",
+            # Answered while the attack holds its 300 connections: not a speed test, so the bound
+            # is loose enough for a loaded CI machine (a blocked proxy would not answer at all
+            # until the attack's connections were cut).
+            out = subprocess.run(["curl", "-s", "--max-time", "5", "-o", "/dev/null", "-w",
                                   "%{http_code} %{time_total}",
                                   "http://127.0.0.1:%d/small.txt" % port],
                                  capture_output=True, text=True, timeout=10)
             code, took = out.stdout.split()
-            assert code == "200" and float(took) < 1.0, out.stdout
+            assert code == "200" and float(took) < 3.0, out.stdout
             time.sleep(0.3)
         report, _ = slow.communicate(timeout=30)
     finally:

@@ -46,7 +46,10 @@ void ConnectionPool::give(const std::string& address,
   if (connection->requests() >= options_.max_requests_per_connection) return;
   if (options_.max_idle_per_upstream == 0) return;
   std::vector<Idle>& idle = idle_[address];
-  while (idle.size() >= options_.max_idle_per_upstream) {
+  // Responses end in bursts, just before bursts of requests need connections again: closing
+  // everything over the cap at once would make the next burst connect anew. So the excess may
+  // stay idle up to a second (sweep() trims it), never beyond kBurstFactor times the cap.
+  while (idle.size() >= kBurstFactor * options_.max_idle_per_upstream) {
     idle.erase(idle.begin());  // drop the oldest
     --idle_total_;
   }
@@ -65,11 +68,17 @@ void ConnectionPool::sweep(runtime::TimePoint now) {
   last_sweep_ = now;
   for (auto it = idle_.begin(); it != idle_.end();) {
     std::vector<Idle>& idle = it->second;
-    const auto expired = std::find_if(idle.begin(), idle.end(), [&](const Idle& i) {
-      return now - i.since <= options_.idle_timeout;
-    });
-    idle_total_ -= static_cast<size_t>(expired - idle.begin());
-    idle.erase(idle.begin(), expired);  // oldest first: the expired ones are at the front
+    // Oldest first: the expired ones, then those over the cap idle for a second, are in front.
+    auto end = idle.begin();
+    size_t kept = idle.size();
+    while (end != idle.end() && (now - end->since > options_.idle_timeout ||
+                                 (kept > options_.max_idle_per_upstream &&
+                                  now - end->since >= std::chrono::seconds(1)))) {
+      ++end;
+      --kept;
+    }
+    idle_total_ -= static_cast<size_t>(end - idle.begin());
+    idle.erase(idle.begin(), end);
     it = idle.empty() ? idle_.erase(it) : std::next(it);
   }
 }

@@ -84,6 +84,8 @@ class ConnectionPool {
   Options options_;
   void update_gauge();
   void sweep(runtime::TimePoint now);
+  // Over the cap, idle connections may stay up to a second after a burst, this many times it.
+  static constexpr size_t kBurstFactor = 4;
   std::map<std::string, std::vector<Idle>> idle_;
   struct Multiplexed {
     std::shared_ptr<monolake::http::h2::ClientConnection> connection;
