@@ -332,6 +332,39 @@ def test_nghttp_concurrent_streams_bodies_and_trailers():
     c.close()
 
 
+def test_nginx_upstream_behind_h2_clients():
+    # HTTP/2 clients, nginx (HTTP/1.1) behind: a 1 MiB file intact over h2c and TLS+ALPN h2,
+    # and h2load's 100 concurrent streams on 10 connections without an error.
+    root = os.path.join(DIR, "nginx-www")
+    os.makedirs(root, exist_ok=True)
+    blob = os.urandom(MiB)
+    with open(os.path.join(root, "file.bin"), "wb") as f:
+        f.write(blob)
+    up = pt.free_port()
+    pt.nginx(DIR, ["server { listen 127.0.0.1:%d; root %s; keepalive_requests 100000; }"
+                   % (up, root)], name="nginx-h2-upstream")
+    pt.wait_until(lambda: pt.port_open(up), 10, "nginx")
+    d = certs()
+    port, tls_port = pt.free_port(), pt.free_port()
+    tls = 'tls = { chain = "%s/a.pem", key = "%s/a.key" }' % (d, d)
+    start(server("plain", port, up) + "\n" + server("secure", tls_port, up, extra=tls))
+    out = os.path.join(DIR, "nginx-file.bin")
+    r = curl("--http2-prior-knowledge", "-o", out, "-w", "%{http_version}",
+             "http://127.0.0.1:%d/file.bin" % port)
+    assert r.returncode == 0 and r.stdout == b"2", (r.stdout, r.stderr)
+    with open(out, "rb") as f:
+        assert f.read() == blob
+    r = curl("--http2", "--cacert", d + "/ca.pem", "--resolve", "a.test:%d:127.0.0.1" % tls_port,
+             "-o", out, "-w", "%{http_version}", "https://a.test:%d/file.bin" % tls_port)
+    assert r.returncode == 0 and r.stdout == b"2", (r.stdout, r.stderr)
+    with open(out, "rb") as f:
+        assert f.read() == blob
+    r = subprocess.run(["h2load", "-n", "3000", "-c", "10", "-m", "10",
+                        "http://127.0.0.1:%d/file.bin" % port], capture_output=True, timeout=120)
+    text = r.stdout.decode()
+    assert "3000 done, 3000 succeeded, 0 failed, 0 errored, 0 timeout" in text, text
+
+
 def test_tls_alpn_h2_and_http11_on_both_stacks():
     d = certs()
     up = python_upstream()
