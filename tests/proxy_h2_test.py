@@ -149,10 +149,10 @@ def python_upstream():
 _monolakes = []
 
 
-def start(text, name=None, runtime="", extra_args=()):
+def start(text, name=None, runtime="", extra_args=(), env=None):
     name = name or "monolake-%d" % len(_monolakes)
     ml = pt.Monolake(MONOLAKE, "[runtime]\nworker_threads = 1\n%s\n" % runtime + text, DIR,
-                     name=name, extra_args=extra_args)
+                     name=name, extra_args=extra_args, env=env)
     _monolakes.append(ml)
     ml.wait_ready()
     return ml
@@ -443,12 +443,16 @@ def test_grpc_unary_streaming_bidi_and_errors_through_the_proxy():
     gport = pt.free_port()
     g = pt.Process([GRPC_SERVER, "--port", str(gport)], "grpc-server", DIR)
     pt.wait_until(lambda: "listening" in g.out(), 10, "grpc server")
-    port = pt.free_port()
-    start(server("grpc", port, gport, extra='upstream_http_version = "http2"'))
-    r = subprocess.run([GRPC_CLIENT, "--target", "127.0.0.1:%d" % port, "--mode", "all",
-                        "--count", "20", "--size", "100000"], capture_output=True, timeout=120)
-    assert r.returncode == 0, r.stdout.decode()[-3000:] + r.stderr.decode()[-2000:]
-    assert "all" in r.stdout.decode() and "passed" in r.stdout.decode()
+    for backend in ("io_uring", "epoll"):
+        port = pt.free_port()
+        ml = start(server("grpc", port, gport, extra='upstream_http_version = "http2"'),
+                   env={"MONOLAKE_RUNTIME": backend})
+        assert "on %s" % backend in ml.out() + ml.err()
+        r = subprocess.run([GRPC_CLIENT, "--target", "127.0.0.1:%d" % port, "--mode", "all",
+                            "--count", "20", "--size", "100000"], capture_output=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stdout.decode()[-3000:] + r.stderr.decode()[-2000:]
+        assert "all" in r.stdout.decode() and "passed" in r.stdout.decode()
 
 
 def test_slow_reader_is_held_by_flow_control_with_flat_memory():

@@ -228,12 +228,16 @@ def stats_of(admin_port):
 
 
 def test_cpp_peers_every_transport_and_protocol():
-    for transport, protocol in KINDS:
+    # Every kind on both reactor backends.
+    runs = [(backend, kind) for backend in ("io_uring", "epoll") for kind in KINDS]
+    for i, (backend, (transport, protocol)) in enumerate(runs):
         up, _ = cpp_server(transport, protocol)
         port = pt.free_port()
+        env = dict(os.environ, MONOLAKE_RUNTIME=backend)
         ml = pt.Monolake(MONOLAKE, thrift_server_config(port, [(None, [up])]), DIR,
-                         name="monolake-cpp-%s-%s" % (transport, protocol))
+                         name="monolake-cpp-%s-%s-%d" % (transport, protocol, i), env=env)
         ml.wait_ready()
+        assert "on %s" % backend in ml.out() + ml.err(), ml.out() + ml.err()
         code, out = cpp_client(port, "--mode", "check", "--pipeline", 50, transport=transport,
                                protocol=protocol)
         assert code == 0 and "ok pipelined_seqids" in out, (transport, protocol, out)
