@@ -479,6 +479,46 @@ def test_slow_reader_is_held_by_flow_control_with_flat_memory():
     c.close()
 
 
+def test_fast_uploader_is_held_when_the_upstream_does_not_read():
+    # An upstream that accepts and never reads: the proxy takes a request body only as fast as
+    # it can pass it on, so the client's stream window stays shut after the kernel's socket
+    # buffers fill, and the proxy's memory stays flat (64 MiB offered, far less accepted).
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held = []
+    threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
+    port = pt.free_port()
+    ml = start(server("web", port, listener.getsockname()[1]))
+    before = rss_kib(ml.popen.pid)
+    c = H2Client(port)
+    sid = c.request("/upload", method="POST", end=False)
+    offered, sent = 64 * MiB, 0
+    deadline = time.monotonic() + 4
+    while sent < offered and time.monotonic() < deadline:
+        window = min(c.conn.local_flow_control_window(sid), c.conn.max_outbound_frame_size)
+        if window > 0:
+            c.conn.send_data(sid, b"u" * window)
+            c.flush()
+            sent += window
+            continue
+        try:  # wait for a WINDOW_UPDATE
+            c.pump(lambda: c.conn.local_flow_control_window(sid) > 0, timeout=0.5)
+        except AssertionError:
+            pass
+    grown = rss_kib(ml.popen.pid) - before
+    c.close()
+    for conn, _ in held:
+        conn.close()
+    listener.close()
+    print("  accepted %.2f MiB of %d MiB offered; proxy RSS +%d KiB" % (sent / MiB, offered // MiB,
+                                                                      grown))
+    assert sent > 64 * 1024, "the upload never started"
+    assert sent < 32 * MiB, "the proxy accepted %d MiB for an upstream that reads nothing" % (
+        sent // MiB)
+    assert grown < 12 * 1024, "proxy RSS grew %d KiB while holding an upload" % grown
+
+
 def test_upstream_cut_mid_response_resets_the_stream():
     up = python_upstream()
     port = pt.free_port()
