@@ -81,61 +81,9 @@ done
 for layout in $layouts; do
   case $layout in C|A|T) ;; *) echo "h2.sh: unknown layout $layout (C, A or T)" >&2; exit 2 ;; esac
 done
-tmp=$(mktemp -d /tmp/monolake-h2-bench.XXXXXX)
-if [[ -n "${MONOLAKE:-}" ]]; then
-  monolake=$MONOLAKE
-else
-  bazel build --config=opt //proxy:monolake >&2
-  # Copy at once: bazel-bin moves when something else builds with another configuration.
-  cp "$(bazel info --config=opt bazel-bin 2>/dev/null)/proxy/monolake" "$tmp/monolake"
-  monolake=$tmp/monolake
-fi
-[[ -x "$monolake" ]] || { echo "h2.sh: $monolake is not executable" >&2; exit 1; }
-
-# --- processes: started in groups (a PID and the PIDs it spawned), stopped by PID -------------
-started=()  # "pid [child pids...]" per started server
-proc_state() { awk '{ sub(/^.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null || true; }
-stop_group() {  # stop_group "PID [CHILDREN...]": TERM to PID, up to 10 s, then KILL them all
-  local pid first i alive st
-  read -r first _ <<<"$1"
-  kill -TERM "$first" 2>/dev/null || true
-  for i in $(seq 100); do
-    alive=0
-    for pid in $1; do
-      st=$(proc_state "$pid")
-      [[ -n $st && $st != Z ]] && alive=1
-    done
-    (( alive )) || break
-    sleep 0.1
-  done
-  for pid in $1; do
-    st=$(proc_state "$pid")
-    if [[ -n $st && $st != Z ]]; then
-      echo "h2.sh: pid $pid did not stop in 10 s after SIGTERM: SIGKILL" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
-  wait "$first" 2>/dev/null || true
-  local kept=() g
-  for g in "${started[@]}"; do [[ $g == "$1" ]] || kept+=("$g"); done
-  started=("${kept[@]}")
-}
-regroup() {  # regroup OLD NEW: the started group OLD is now known as NEW (children found)
-  local i
-  for i in "${!started[@]}"; do [[ ${started[$i]} == "$1" ]] && started[$i]=$2; done
-  return 0
-}
-cleanup() {
-  local g
-  while (( ${#started[@]} )); do
-    g=${started[0]}
-    stop_group "$g"
-  done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-ulimit -n "$(ulimit -Hn)"
+bench_name=h2.sh
+source "$(dirname "$0")/lib.sh"
+bench_init monolake-h2-bench
 
 # Eight distinct free ports, chosen while all are held so they differ.
 read -r up_port ml_port ng_port ho_port ml_tls ng_tls ho_tls st_port < <($py -c '
