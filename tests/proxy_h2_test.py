@@ -726,6 +726,36 @@ def test_limits_answer_413_and_431():
     assert r.stdout == b"200", (r.stdout, r.stderr)
 
 
+def test_http11_upload_to_an_h2_upstream_that_answers_early():
+    # monolake A (HTTP/1.1 clients, upstream_http_version = "http2") -> monolake B, whose route
+    # answers 401 at once without reading the body. A 5 MiB upload gets the 401, the client's
+    # connection then serves its next request (the body was sent or dropped before A answered,
+    # never read by two at once), and an upload that B reads (through B to a Python upstream)
+    # arrives intact.
+    up = python_upstream()
+    bport, aport = pt.free_port(), pt.free_port()
+    b_text = server("b", bport, up) + """
+[[servers.b.routes]]
+path = "/deny/{*rest}"
+return = { status = 401, body = "no" }
+"""
+    start(b_text, name="monolake-b")
+    start(server("a", aport, bport, extra='upstream_http_version = "http2"'), name="monolake-a")
+    payload = os.urandom(5 * MiB)
+    path = os.path.join(DIR, "early.bin")
+    with open(path, "wb") as f:
+        f.write(payload)
+    for _ in range(3):
+        r = curl("--http1.1", "-o", "/dev/null", "-w", "%{http_code} %{num_connects}",
+                 "--data-binary", "@" + path, "http://127.0.0.1:%d/deny/x" % aport,
+                 "-o", "/dev/null", "-w", " %{http_code}", "http://127.0.0.1:%d/after" % aport)
+        assert r.returncode == 0 and r.stdout.split()[0] == b"401", (r.stdout, r.stderr)
+        assert r.stdout.split()[-1] == b"200", (r.stdout, r.stderr)
+    r = curl("--http1.1", "-D", "-", "-o", "/dev/null", "--data-binary", "@" + path,
+             "http://127.0.0.1:%d/echo" % aport)
+    assert r.returncode == 0 and hashlib.sha256(payload).hexdigest() in r.stdout.decode(), r.stdout
+
+
 def test_h2load_without_errors_counted_in_stats():
     up = python_upstream()
     port, admin = pt.free_port(), pt.free_port()

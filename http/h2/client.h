@@ -39,8 +39,16 @@ class ClientConnection {
   // kept. Errors: kLimitExceeded when no stream is free, kConnectionRefused when the upstream
   // refused the stream unprocessed (REFUSED_STREAM, or beyond its GOAWAY: safe to retry),
   // kTimeout, kConnectionReset / kClosed otherwise.
+  //
+  // The body is sent by a task of its own while the response arrives (full duplex: gRPC
+  // streaming). kConcurrent lets that task outlive request(), so `body` must not borrow anything
+  // its caller frees. kSentBeforeReturn (a body that reads from an HTTP/1.1 client connection)
+  // waits until the body is sent — or cancelled, when the upstream has answered in full or
+  // refused — before returning.
+  enum class BodyMode { kConcurrent, kSentBeforeReturn };
   runtime::Task<Result<Response>> request(RequestHead head, std::unique_ptr<Body> body,
-                                          std::chrono::nanoseconds response_timeout);
+                                          std::chrono::nanoseconds response_timeout,
+                                          BodyMode mode = BodyMode::kConcurrent);
 
   // Streams this connection can open now (0 after GOAWAY or once closed).
   size_t available_streams() const;

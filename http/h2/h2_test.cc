@@ -249,6 +249,75 @@ TEST_P(H2Test, IdleConnectionGetsGoawayAfterTheIdleTimeout) {
   }(this));
 }
 
+TEST_P(H2Test, IdleTimeoutAlsoRunsAfterARequest) {
+  // The idle timer restarts whenever the last open stream ends, not only at the start.
+  run([](H2Test* t) -> Task<void> {
+    Options options;
+    options.idle_timeout = 80ms;
+    Harness h{*t, options, echo, {}, nullptr, std::nullopt};
+    auto client = h.start(t->pair());
+    EXPECT_TRUE(client.has_value());
+    if (!client) co_return;
+    std::shared_ptr<ClientConnection> conn = *client;
+    RequestHead request_head = head("GET", "/once");
+    Result<Response> r = co_await conn->request(std::move(request_head), nullptr, 5s);
+    EXPECT_TRUE(r.has_value());
+    if (r) (void)co_await read_all(*r->body);
+    ServeStats stats = co_await *h.server;  // ends by itself, about 80 ms after the answer
+    EXPECT_EQ(stats.ended, "idle timeout");
+    EXPECT_EQ(stats.streams, 1u);
+  }(this));
+}
+
+TEST_P(H2Test, DroppingAnUnfinishedResponseBodyCancelsTheStream) {
+  // A client that stops reading an endless response (a gRPC stream, server-sent events) resets
+  // the stream: the server's body pump ends rather than sending for ever.
+  run([](H2Test* t) -> Task<void> {
+    auto pieces_made = std::make_shared<int>(0);
+    auto body_gone = std::make_shared<bool>(false);
+    class Endless final : public Body {
+     public:
+      Endless(std::shared_ptr<int> made, std::shared_ptr<bool> gone)
+          : made_(std::move(made)), gone_(std::move(gone)) {}
+      ~Endless() override { *gone_ = true; }
+      Task<Result<IoBuffer>> read() override {
+        ++*made_;
+        co_return IoBuffer::copy_of(std::string(1000, 'e'));
+      }
+      std::optional<uint64_t> length() const override { return std::nullopt; }
+
+     private:
+      std::shared_ptr<int> made_;
+      std::shared_ptr<bool> gone_;
+    };
+    Handler endless = [pieces_made, body_gone](Request) -> Task<Response> {
+      Response response;
+      response.body = std::make_unique<Endless>(pieces_made, body_gone);
+      co_return response;
+    };
+    Harness h{*t, {}, endless, {}, nullptr, std::nullopt};
+    auto client = h.start(t->pair());
+    EXPECT_TRUE(client.has_value());
+    if (!client) co_return;
+    std::shared_ptr<ClientConnection> conn = *client;
+    {
+      RequestHead request_head = head("GET", "/stream");
+      Result<Response> r = co_await conn->request(std::move(request_head), nullptr, 5s);
+      EXPECT_TRUE(r.has_value());
+      if (!r) co_return;
+      Result<IoBuffer> first = co_await r->body->read();
+      EXPECT_TRUE(first.has_value() && !first->empty());
+    }  // the response (and its body) dropped here
+    for (int i = 0; i < 200 && !*body_gone; ++i) (void)co_await runtime::sleep(5ms);
+    EXPECT_TRUE(*body_gone) << "the server still pumps the endless body";
+    const int made = *pieces_made;
+    (void)co_await runtime::sleep(30ms);
+    EXPECT_EQ(*pieces_made, made);
+    conn->shutdown();
+    (void)co_await *h.server;
+  }(this));
+}
+
 TEST_P(H2Test, DrainSendsGoawayAndLetsTheOpenStreamFinish) {
   run([](H2Test* t) -> Task<void> {
     Handler slow = [](Request) -> Task<Response> {

@@ -96,6 +96,7 @@ struct Callbacks {
       nghttp2_session_set_stream_user_data(s.ng_, id, stream.get());
       s.streams_.emplace(id, std::move(stream));
       ++s.streams_opened_;
+      s.update_idle();
       return 0;
     }
     std::shared_ptr<StreamState> stream = s.find(id);
@@ -114,11 +115,9 @@ struct Callbacks {
     if (!stream) return 0;
     // Counted as SETTINGS_MAX_HEADER_LIST_SIZE counts (RFC 9113 6.5.2): name, value, 32.
     stream->header_bytes += namelen + valuelen + 32;
-    if (stream->header_bytes > s.options_.max_header_list_size) {
-      stream->head_too_large = true;
-      return 0;
-    }
-    if (stream->head_too_large) return 0;
+    bool& too_large = stream->in_trailers ? stream->trailers_too_large : stream->head_too_large;
+    if (stream->header_bytes > s.options_.max_header_list_size) too_large = true;
+    if (too_large) return 0;
     const std::string_view name(reinterpret_cast<const char*>(name_p), namelen);
     const std::string_view value(reinterpret_cast<const char*>(value_p), valuelen);
     if (stream->in_trailers) {
@@ -267,6 +266,7 @@ struct Callbacks {
     if (it == s.streams_.end()) return 0;
     std::shared_ptr<StreamState> stream = std::move(it->second);
     s.streams_.erase(it);
+    s.update_idle();
     stream->closed = true;
     stream->close_code = error_code;
     // Bytes still queued for a reader no longer count against the connection window.
@@ -337,7 +337,10 @@ StreamBody::StreamBody(std::shared_ptr<Session> session, std::shared_ptr<StreamS
     : session_(std::move(session)), stream_(std::move(stream)), length_(length) {}
 
 StreamBody::~StreamBody() {
-  // Whatever is left will not be read: hand its window back and drop what still comes.
+  // Whatever is left will not be read: hand its window back and drop what still comes. An
+  // upstream response nobody reads any more is cancelled (else an endless one — a gRPC stream,
+  // server-sent events — would hold its stream and keep sending for ever).
+  if (!stream_->in_ended) session_->abandon(stream_);
   stream_->in_discard = true;
   const size_t unread = stream_->in_bytes;
   stream_->in.clear();
@@ -354,7 +357,12 @@ runtime::Task<Result<IoBuffer>> StreamBody::read() {
       session_->consumed(*stream_, piece.size());
       co_return piece;
     }
-    if (stream_->in_ended) co_return IoBuffer();
+    if (stream_->in_ended) {
+      if (stream_->trailers_too_large) {
+        co_return Error(ErrorCode::kProtocol, "HTTP/2 trailers over max_header_list_size");
+      }
+      co_return IoBuffer();
+    }
     if (stream_->closed || session_->closed()) {
       co_return Error(ErrorCode::kConnectionReset, "HTTP/2 stream reset before its body ended");
     }
@@ -447,6 +455,10 @@ std::shared_ptr<StreamState> Session::find(int32_t id) const {
 
 size_t Session::available_streams() const {
   if (closed_ || goaway_received_ || terminate_) return 0;
+  // Stream ids run out after 2^30 client streams: such a connection takes no more.
+  if (role_ == Role::kClient && nghttp2_session_get_next_stream_id(ng_) > (1u << 31) - 1024) {
+    return 0;
+  }
   const uint32_t limit =
       nghttp2_session_get_remote_settings(ng_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
   return limit > streams_.size() ? limit - streams_.size() : 0;
@@ -526,15 +538,8 @@ runtime::Task<void> Session::read_loop(IoBuffer pending) {
   while (go_on && !closed_ && nghttp2_session_want_read(ng_)) {
     wake_writer();
     buffer.clear();
-    // A server connection with no stream open may idle only so long.
-    const bool idle = role_ == Role::kServer && streams_.empty();
-    Result<size_t> n = co_await runtime::with_timeout(
-        stream_->read_some(buffer), idle ? options_.idle_timeout : std::chrono::hours(24 * 365));
-    if (idle && !n && n.error().code() == ErrorCode::kTimeout && !closed_) {
-      close(NGHTTP2_NO_ERROR);
-      end_reason_ = "idle timeout";
-      break;
-    }
+    // (The idle timeout is a Deadline armed while no stream is open: see update_idle().)
+    Result<size_t> n = co_await stream_->read_some(buffer);
     if (!n) {
       if (n.error().code() != ErrorCode::kCancelled) end("read: " + n.error().to_string());
       break;
@@ -590,12 +595,31 @@ runtime::Task<void> Session::write_loop() {
   }
 }
 
+void Session::update_idle() {
+  if (role_ != Role::kServer) return;
+  if (!streams_.empty() || closed_ || terminate_) {
+    idle_.disarm();
+    return;
+  }
+  idle_.arm(
+      runtime::Runtime::current()->now() + options_.idle_timeout,
+      [](void* p) {
+        auto* self = static_cast<Session*>(p);
+        if (self->closed_ || !self->streams_.empty()) return;
+        if (self->end_reason_.empty()) self->end_reason_ = "idle timeout";
+        self->close(NGHTTP2_NO_ERROR);  // GOAWAY, then the connection ends
+      },
+      this);
+}
+
 runtime::Task<void> Session::run(IoBuffer pending) {
   std::shared_ptr<Session> self = shared_from_this();
+  update_idle();
   runtime::JoinHandle<void> writer = runtime::spawn_with_handle(write_loop());
   reader_.emplace(runtime::spawn_with_handle(read_loop(std::move(pending))));
   co_await writer;
   closed_ = true;
+  idle_.disarm();
   reader_->cancel();
   co_await *reader_;
   // Every stream still open ends with the connection; their tasks are cancelled and awaited
@@ -657,6 +681,9 @@ Result<std::shared_ptr<StreamState>> Session::submit_request(const RequestHead& 
   provider.read_callback = &Callbacks::read_data;
   const int32_t id = nghttp2_submit_request(ng_, nullptr, nva.data(), nva.size(),
                                             has_body ? &provider : nullptr, stream.get());
+  if (id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE) {
+    return Error(ErrorCode::kLimitExceeded, "h2: stream ids exhausted on this connection");
+  }
   if (id < 0) return h2_error("h2: request", id);
   stream->id = id;
   stream->out_started = true;
@@ -668,11 +695,30 @@ Result<std::shared_ptr<StreamState>> Session::submit_request(const RequestHead& 
 
 runtime::Task<void> Session::pump_body(std::shared_ptr<StreamState> stream,
                                        std::unique_ptr<Body> body) {
+  // Says "done" however the pump ends (a caller may wait for it: ClientConnection::request).
+  // A body that did not reach its end leaves the stream reset, never half-sent and open.
+  struct Done {
+    Session* session;
+    const std::shared_ptr<StreamState>& stream;
+    ~Done() {
+      if (!stream->out_ended) session->reset_stream(stream, NGHTTP2_CANCEL);
+      stream->pump_running = false;
+      stream->pump_done.notify();
+    }
+  } done{this, stream};
+  stream->pump_running = true;
   const std::optional<uint64_t> length = body->length();
   uint64_t sent = 0;
   while (true) {
     while (stream->out_bytes >= options_.stream_send_buffer && !stream->closed && !closed_) {
-      if (!co_await stream->out_space.wait()) co_return;  // cancelled
+      // A peer that never opens its window does not hold the stream (and what feeds it) for
+      // ever.
+      Result<void> room = co_await runtime::with_timeout(runtime::notified(stream->out_space),
+                                                         options_.write_timeout);
+      if (!room) {
+        if (room.error().code() == ErrorCode::kTimeout) reset_stream(stream, NGHTTP2_CANCEL);
+        co_return;
+      }
     }
     if (stream->closed || closed_) co_return;
     Result<IoBuffer> piece = co_await body->read();
@@ -705,8 +751,13 @@ runtime::Task<void> Session::pump_body(std::shared_ptr<StreamState> stream,
   }
 }
 
+void Session::abandon(const std::shared_ptr<StreamState>& stream) {
+  if (role_ == Role::kClient) reset_stream(stream, NGHTTP2_CANCEL);
+}
+
 void Session::reset_stream(const std::shared_ptr<StreamState>& stream, uint32_t code) {
-  if (closed_ || stream->closed) return;
+  if (closed_ || stream->closed || stream->reset_sent) return;
+  stream->reset_sent = true;
   nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, stream->id, code);
   wake_writer();
 }

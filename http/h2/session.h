@@ -30,6 +30,7 @@
 #include "http/h2/options.h"
 #include "runtime/notify.h"
 #include "runtime/runtime.h"
+#include "runtime/time.h"
 #include "transport/byte_stream.h"
 
 struct nghttp2_session;
@@ -49,6 +50,7 @@ struct StreamState {
   int status = 0;                               // :status (client side)
   size_t header_bytes = 0;
   bool head_too_large = false;
+  bool trailers_too_large = false;
   bool head_done = false;
   bool in_trailers = false;  // the next header block is trailers
   HeaderMap trailers;
@@ -69,8 +71,11 @@ struct StreamState {
 
   // --- lifetime
   bool closed = false;      // nghttp2 closed the stream (reset or both sides ended)
+  bool reset_sent = false;  // we have queued an RST_STREAM
   uint32_t close_code = 0;  // the RST_STREAM error code (0 = NO_ERROR)
   std::optional<runtime::JoinHandle<void>> task;  // the handler (server) or body pump (client)
+  bool pump_running = false;                      // pump_body() is at work on this stream
+  runtime::Notify pump_done;                      // notified when pump_body() ends
 };
 
 // A Body reading a stream's inbound DATA. Giving bytes out gives their window back.
@@ -126,6 +131,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Pulls `body` into `stream`'s send queue as nghttp2 takes it. Resets the stream when the body
   // fails (a cut upstream response must not look complete).
   runtime::Task<void> pump_body(std::shared_ptr<StreamState> stream, std::unique_ptr<Body> body);
+  // A stream whose inbound body nobody will read: the client side cancels it (RST_STREAM).
+  void abandon(const std::shared_ptr<StreamState>& stream);
   // Resets `stream` with `code` (RST_STREAM).
   void reset_stream(const std::shared_ptr<StreamState>& stream, uint32_t code);
   // Called by StreamBody when bytes were handed on: gives their window back.
@@ -160,6 +167,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void wake_writer() { want_write_.notify(); }
   void end(const std::string& reason);
   void init_limits();
+  // Server role: while no stream is open, the idle timeout runs (GOAWAY when it fires).
+  void update_idle();
   std::shared_ptr<StreamState> find(int32_t id) const;
 
   Role role_;
@@ -177,6 +186,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Tasks of streams that closed while their task still ran (cancelled then); run() awaits
   // them before it ends.
   std::vector<runtime::JoinHandle<void>> closed_stream_tasks_;
+  runtime::Deadline idle_;
   bool closed_ = false;  // no more I/O
   bool reading_done_ = false;
   bool terminate_ = false;  // flush what is queued (a GOAWAY), then end

@@ -81,6 +81,18 @@ void ConnectionPool::sweep(runtime::TimePoint now) {
     idle.erase(idle.begin(), end);
     it = idle.empty() ? idle_.erase(it) : std::next(it);
   }
+  // HTTP/2 connections of upstreams no request asks for any more (a reload, a DNS change).
+  for (auto it = h2_.begin(); it != h2_.end();) {
+    std::erase_if(it->second, [&](Multiplexed& m) {
+      const bool unused = m.connection->open_streams() == 0;
+      if (m.connection->closed() || (unused && now - m.last_used > options_.idle_timeout)) {
+        m.connection->shutdown();
+        return true;
+      }
+      return false;
+    });
+    it = it->second.empty() ? h2_.erase(it) : std::next(it);
+  }
 }
 
 std::shared_ptr<mh::h2::ClientConnection> ConnectionPool::take_h2(const std::string& key) {
@@ -90,9 +102,12 @@ std::shared_ptr<mh::h2::ClientConnection> ConnectionPool::take_h2(const std::str
   std::vector<Multiplexed>& list = it->second;
   std::shared_ptr<mh::h2::ClientConnection> found;
   for (auto c = list.begin(); c != list.end();) {
-    const bool idle_too_long =
-        c->connection->open_streams() == 0 && now - c->last_used > options_.idle_timeout;
-    if (c->connection->closed() || idle_too_long) {
+    const bool unused = c->connection->open_streams() == 0;
+    const bool idle_too_long = unused && now - c->last_used > options_.idle_timeout;
+    // After GOAWAY (or with its stream ids used up) a connection takes no stream: once its
+    // last one ends it is of no more use.
+    const bool spent = unused && c->connection->available_streams() == 0;
+    if (c->connection->closed() || idle_too_long || spent) {
       c->connection->shutdown();
       c = list.erase(c);
       continue;
@@ -110,7 +125,9 @@ std::shared_ptr<mh::h2::ClientConnection> ConnectionPool::take_h2(const std::str
 void ConnectionPool::add_h2(const std::string& key,
                             std::shared_ptr<mh::h2::ClientConnection> connection) {
   h2_capable_.insert(key);
-  h2_[key].push_back(Multiplexed{std::move(connection), runtime::Runtime::current()->now()});
+  const runtime::TimePoint now = runtime::Runtime::current()->now();
+  h2_[key].push_back(Multiplexed{std::move(connection), now});
+  sweep(now);
 }
 
 bool ConnectionPool::begin_h2_connect(const std::string& key) {
@@ -384,7 +401,12 @@ Task<Result<std::shared_ptr<mh::h2::ClientConnection>>> HttpForward::connect_h2(
       co_return Error(secured.error().code(), "TLS to " + key + ": " + secured.error().to_string());
     }
     if (secured->alpn() != "h2") {
-      upstreams_->report_failure(index, rt->now());
+      if (options_.version == config::UpstreamHttpVersion::kAuto) {
+        // It spoke HTTP/2 before and no longer does: the next requests go HTTP/1.1.
+        pool_->forget_h2(key);
+      } else {
+        upstreams_->report_failure(index, rt->now());
+      }
       co_return Error(ErrorCode::kProtocol, "upstream " + key + " did not choose h2 in ALPN");
     }
     bytes = std::make_unique<transport::ByteStreamOf<tls::TlsStream>>(std::move(*secured));
@@ -401,9 +423,13 @@ Task<Result<std::shared_ptr<mh::h2::ClientConnection>>> HttpForward::connect_h2(
 
 Task<Result<mh::Response>> HttpForward::forward_h2(mh::Request& request, size_t index,
                                                    const std::string& key, bool te_trailers) {
-  // gRPC servers insist on `te: trailers` (the only TE value HTTP/2 allows).
-  if (te_trailers) request.head.headers.set("te", "trailers");
   const bool has_body = request.body != nullptr;
+  // An HTTP/1.1 client's body reads from its connection, which the h1 server reuses once this
+  // request is answered: it must be sent (or cancelled) before the response goes back. An
+  // HTTP/2 client's body is its own stream: it may go on while the response streams (gRPC).
+  const auto mode = request.head.version == mh::Version::kHttp2
+                        ? mh::h2::ClientConnection::BodyMode::kConcurrent
+                        : mh::h2::ClientConnection::BodyMode::kSentBeforeReturn;
   bool refused_retry_left = !has_body;  // an unprocessed stream may be sent again
   while (true) {
     std::shared_ptr<mh::h2::ClientConnection> conn = pool_->take_h2(key);
@@ -414,7 +440,8 @@ Task<Result<mh::Response>> HttpForward::forward_h2(mh::Request& request, size_t 
         if (!made) co_return made.error();  // the caller tries another upstream
         conn = std::move(*made);
       } else {
-        co_await pool_->wait_h2_connect(key, options_.connect_timeout);
+        // The connect under way may take its connect timeout and a TLS handshake.
+        co_await pool_->wait_h2_connect(key, 3 * options_.connect_timeout);
         conn = pool_->take_h2(key);
       }
     }
@@ -426,8 +453,11 @@ Task<Result<mh::Response>> HttpForward::forward_h2(mh::Request& request, size_t 
     } else {
       head = std::move(request.head);
     }
-    Result<mh::Response> response =
-        co_await conn->request(std::move(head), std::move(request.body), options_.response_timeout);
+    // gRPC servers insist on `te: trailers` (the only TE value HTTP/2 allows); set on this copy
+    // only, so a later HTTP/1.1 attempt does not carry it.
+    if (te_trailers) head.headers.set("te", "trailers");
+    Result<mh::Response> response = co_await conn->request(std::move(head), std::move(request.body),
+                                                           options_.response_timeout, mode);
     if (!response) {
       upstreams_->end(index);
       const Error& e = response.error();

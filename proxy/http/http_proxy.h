@@ -68,6 +68,7 @@ class ConnectionPool {
   Task<void> wait_h2_connect(const std::string& key, std::chrono::nanoseconds limit);
   // Whether `key` answered ALPN with h2 (upstream_http_version = "auto" over TLS).
   bool speaks_h2(const std::string& key) const { return h2_capable_.count(key) > 0; }
+  void forget_h2(const std::string& key) { h2_capable_.erase(key); }
 
   // Keeps `gauge` equal to the number of idle connections (for /stats).
   void set_gauge(std::shared_ptr<metrics::HttpServerStats> stats) { stats_ = std::move(stats); }

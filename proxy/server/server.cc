@@ -335,10 +335,14 @@ Task<void> serve_http_connection(transport::Stream stream, transport::SocketAddr
   if (h2_options) {
     // HTTP/2 with prior knowledge starts with its preface; anything else is HTTP/1.1.
     namespace h2 = monolake::http::h2;
+    // One deadline for the whole preface, however it is split.
+    const runtime::TimePoint deadline =
+        runtime::Runtime::current()->now() + options.read_header_timeout;
     h2::PrefaceMatch match = h2::PrefaceMatch::kPartial;
     while (match == h2::PrefaceMatch::kPartial) {
-      Result<size_t> n =
-          co_await runtime::with_timeout(bytes.read_some(pending), options.read_header_timeout);
+      const auto left = deadline - runtime::Runtime::current()->now();
+      if (left <= runtime::Duration::zero()) co_return;
+      Result<size_t> n = co_await runtime::with_timeout(bytes.read_some(pending), left);
       if (!n || *n == 0) co_return;
       match = h2::match_preface(pending.view());
     }
