@@ -318,6 +318,41 @@ TEST_P(H2Test, DroppingAnUnfinishedResponseBodyCancelsTheStream) {
   }(this));
 }
 
+TEST_P(H2Test, UnreadResponsesDoNotStallOtherStreamsOfTheClientConnection) {
+  // 20 responses of 1 MiB nobody reads pin 20 stream windows (64 KiB each: more than the 1 MiB
+  // connection window). On the client side the connection window is given back on arrival, so
+  // another stream on the same connection still gets its whole response.
+  run([](H2Test* t) -> Task<void> {
+    Handler big = [](Request request) -> Task<Response> {
+      if (request.head.target == "/small") co_return text_response(200, "small answer");
+      co_return text_response(200, std::string(1 << 20, 'b'));
+    };
+    Harness h{*t, {}, big, {}, nullptr, std::nullopt};
+    auto client = h.start(t->pair());
+    EXPECT_TRUE(client.has_value());
+    if (!client) co_return;
+    std::shared_ptr<ClientConnection> conn = *client;
+    std::vector<Response> unread;
+    for (int i = 0; i < 20; ++i) {
+      RequestHead request_head = head("GET", "/big");
+      Result<Response> r = co_await conn->request(std::move(request_head), nullptr, 5s);
+      EXPECT_TRUE(r.has_value());
+      if (r) unread.push_back(std::move(*r));
+    }
+    (void)co_await runtime::sleep(50ms);  // let the big bodies fill their windows
+    RequestHead request_head = head("GET", "/small");
+    Result<Response> r = co_await conn->request(std::move(request_head), nullptr, 2s);
+    EXPECT_TRUE(r.has_value());
+    if (r) {
+      Result<std::string> all = co_await runtime::with_timeout(read_all(*r->body), 2s);
+      EXPECT_TRUE(all.has_value() && *all == "small answer");
+    }
+    unread.clear();
+    conn->shutdown();
+    (void)co_await *h.server;
+  }(this));
+}
+
 TEST_P(H2Test, DrainSendsGoawayAndLetsTheOpenStreamFinish) {
   run([](H2Test* t) -> Task<void> {
     Handler slow = [](Request) -> Task<Response> {

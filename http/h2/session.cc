@@ -242,15 +242,19 @@ struct Callbacks {
   static int on_data_chunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len,
                            void* user_data) {
     Session& s = of(user_data);
+    // An upstream connection is shared by many clients' requests: one client that reads slowly
+    // must not stall the others' responses on it, so there the connection window is given back
+    // at once and only each stream's window waits for its reader (which still bounds memory).
+    if (s.role_ == Session::Role::kClient) nghttp2_session_consume_connection(s.ng_, len);
     std::shared_ptr<StreamState> stream = s.find(id);
     if (!stream || stream->in_discard) {
       // Nobody will read it: give the window back now.
-      nghttp2_session_consume(s.ng_, id, len);
+      s.give_back(id, len);
       return 0;
     }
     stream->in_total += len;
     if (s.role_ == Session::Role::kServer && stream->in_total > s.options_.max_request_body) {
-      nghttp2_session_consume(s.ng_, id, len);
+      s.give_back(id, len);
       nghttp2_submit_rst_stream(s.ng_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
       return 0;
     }
@@ -269,8 +273,9 @@ struct Callbacks {
     s.update_idle();
     stream->closed = true;
     stream->close_code = error_code;
-    // Bytes still queued for a reader no longer count against the connection window.
-    if (stream->in_bytes > 0 && !stream->in_discard) {
+    // Bytes still queued for a reader no longer count against the connection window (on the
+    // client side it was given back on arrival).
+    if (s.role_ == Session::Role::kServer && stream->in_bytes > 0 && !stream->in_discard) {
       nghttp2_session_consume_connection(s.ng_, stream->in_bytes);
     }
     stream->in_ready.notify();
@@ -765,8 +770,16 @@ void Session::reset_stream(const std::shared_ptr<StreamState>& stream, uint32_t 
 void Session::consumed(StreamState& stream, size_t n) {
   if (closed_ || n == 0) return;
   if (stream.closed) return;  // its window went back when it closed
-  nghttp2_session_consume(ng_, stream.id, n);
+  give_back(stream.id, n);
   wake_writer();
+}
+
+void Session::give_back(int32_t id, size_t n) {
+  if (role_ == Role::kClient) {
+    nghttp2_session_consume_stream(ng_, id, n);  // the connection's share went back on arrival
+  } else {
+    nghttp2_session_consume(ng_, id, n);
+  }
 }
 
 }  // namespace monolake::http::h2

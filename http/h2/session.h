@@ -137,6 +137,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void reset_stream(const std::shared_ptr<StreamState>& stream, uint32_t code);
   // Called by StreamBody when bytes were handed on: gives their window back.
   void consumed(StreamState& stream, size_t n);
+  // Window credit for `n` bytes of stream `id` (the stream's, and on the server side the
+  // connection's too).
+  void give_back(int32_t id, size_t n);
 
   bool closed() const { return closed_; }
   bool goaway_received() const { return goaway_received_; }
