@@ -9,8 +9,10 @@
 //
 // Flow control follows consumption: nghttp2's automatic WINDOW_UPDATE is off, and the window of
 // a stream is given back only when whoever reads its body has taken the bytes. A slow reader
-// therefore holds the peer at one stream window (and the connection window) — the proxy never
-// buffers a body without bound. Outgoing bodies are pulled from their Body only while less than
+// therefore holds the peer at one stream window — the proxy never buffers a body without bound.
+// On the server side the connection window waits for readers too (the client's own streams
+// share it); on the client side (an upstream connection shared by many clients' requests) it
+// is given back on arrival, so one slow reader cannot stall the others. Outgoing bodies are pulled from their Body only while less than
 // Options::stream_send_buffer of them waits to be sent.
 //
 // Private to http/h2 (nghttp2's header is included by the .cc files only).
