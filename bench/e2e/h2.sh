@@ -85,23 +85,8 @@ bench_name=h2.sh
 source "$(dirname "$0")/lib.sh"
 bench_init monolake-h2-bench
 
-# Eight distinct free ports, chosen while all are held so they differ.
-read -r up_port ml_port ng_port ho_port ml_tls ng_tls ho_tls st_port < <($py -c '
-import socket
-ss = [socket.socket() for _ in range(8)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])')
+read -r up_port ml_port ng_port ho_port ml_tls ng_tls ho_tls st_port < <(free_ports 8)
 
-wait_port() {  # wait_port PORT PID: until PORT accepts, or fail if PID died / 10 s passed
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    kill -0 "$2" 2>/dev/null || { echo "h2.sh: process $2 exited before listening on $1" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "h2.sh: nothing listens on port $1 after 10 s" >&2
-  return 1
-}
-children() { cat /proc/"$1"/task/*/children 2>/dev/null | tr -s ' \n' ' ' || true; }
 with_children() {  # with_children PID: "PID CHILDREN..." once it has at least one (5 s at most)
   local w
   for _ in $(seq 50); do

@@ -80,23 +80,8 @@ bench_name=http.sh
 source "$(dirname "$0")/lib.sh"
 bench_init monolake-http-bench
 
-# Four distinct free ports, chosen while all are held so they differ.
-read -r up_port ml_port ng_port ha_port < <($py -c '
-import socket
-ss = [socket.socket() for _ in range(4)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])')
+read -r up_port ml_port ng_port ha_port < <(free_ports 4)
 
-wait_port() {  # wait_port PORT PID: until PORT accepts, or fail if PID died / 10 s passed
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    kill -0 "$2" 2>/dev/null || { echo "http.sh: process $2 exited before listening on $1" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "http.sh: nothing listens on port $1 after 10 s" >&2
-  return 1
-}
-children() { cat /proc/"$1"/task/*/children 2>/dev/null | tr -s ' \n' ' ' || true; }
 nginx_group() {  # nginx_group MASTER: "MASTER WORKER" once the worker is there (5 s at most)
   local w
   for _ in $(seq 50); do

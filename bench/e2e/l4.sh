@@ -42,6 +42,8 @@ proxy_cpu=${PROXY_CPU:-1}
 load_cpu=${LOAD_CPU:-0}
 loadgen=${LOADGEN:-python}
 py=/usr/bin/python3
+bench_name=l4.sh
+source "$(dirname "$0")/lib.sh"  # free_ports, wait_port
 
 if [[ -n "${MONOLAKE:-}" ]]; then
   monolake=$MONOLAKE
@@ -69,22 +71,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 ulimit -n "$(ulimit -Hn)"
 
-# Four distinct free ports, chosen while all are held so they differ.
-read -r up_port ml_port ha_port _ < <($py -c '
-import socket
-ss = [socket.socket() for _ in range(4)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])')
+read -r up_port ml_port ha_port _ < <(free_ports 4)
 
-wait_port() {  # wait_port PORT PID: until PORT accepts, or fail if PID died / 10 s passed
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    kill -0 "$2" 2>/dev/null || { echo "l4.sh: process $2 exited before listening on $1" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "l4.sh: nothing listens on port $1 after 10 s" >&2
-  return 1
-}
 
 # --- upstream: nginx --------------------------------------------------------------------------
 mkdir -p "$tmp/www" "$tmp/nginx"

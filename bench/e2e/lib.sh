@@ -48,6 +48,30 @@ cleanup() {
   rm -rf "$tmp"
 }
 
+# N distinct free loopback ports on one line, chosen while all are held so they differ.
+free_ports() {
+  /usr/bin/python3 -c '
+import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])' "$1"
+}
+
+wait_port() {  # wait_port PORT PID: until PORT accepts, or fail if PID died / 10 s passed
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    kill -0 "$2" 2>/dev/null || {
+      echo "$bench_name: process $2 exited before listening on $1" >&2
+      return 1
+    }
+    sleep 0.1
+  done
+  echo "$bench_name: nothing listens on port $1 after 10 s" >&2
+  return 1
+}
+
+children() { cat /proc/"$1"/task/*/children 2>/dev/null | tr -s ' \n' ' ' || true; }
+
 bench_init() {
   tmp=$(mktemp -d "/tmp/$1.XXXXXX")
   if [[ -n "${MONOLAKE:-}" ]]; then

@@ -34,6 +34,8 @@ depth=${DEPTH:-32}
 cpu_one=${CPU_ONE:-1}
 cpu_other=${CPU_OTHER:-0}
 py=/usr/bin/python3
+bench_name=thrift.sh
+source "$(dirname "$0")/lib.sh"  # free_ports, wait_port
 
 tmp=$(mktemp -d /tmp/monolake-thrift-bench.XXXXXX)
 if [[ -n "${MONOLAKE:-}" && -n "${CALC_SERVER:-}" && -n "${CALC_CLIENT:-}" ]]; then
@@ -60,21 +62,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-read -r up_port ml_port < <($py -c '
-import socket
-ss = [socket.socket() for _ in range(2)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])')
+read -r up_port ml_port < <(free_ports 2)
 
-wait_port() {  # wait_port PORT PID
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    kill -0 "$2" 2>/dev/null || { echo "thrift.sh: process $2 exited" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "thrift.sh: nothing listens on port $1 after 10 s" >&2
-  return 1
-}
 
 taskset -c "$cpu_other" "$calc_server" --port "$up_port" >"$tmp/server.out" 2>&1 &
 server_pid=$!
