@@ -54,7 +54,9 @@ runtime::Task<void> serve_stream(std::shared_ptr<Session> session,
   }
   if (response.upgrade) response = text_response(502);  // no 101 in HTTP/2
   std::unique_ptr<Body> body = std::move(response.body);
-  if (body_forbidden(method, response.head.status) || (body && body->length() == 0)) {
+  // An empty body is left out (END_STREAM on the HEADERS frame), unless trailers follow it.
+  const bool empty = body && body->length() == 0 && !body->trailers();
+  if (body_forbidden(method, response.head.status) || empty) {
     body.reset();
   }
   if (!session->submit_response(stream, response.head, body != nullptr)) co_return;
