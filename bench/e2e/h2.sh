@@ -87,16 +87,6 @@ bench_init monolake-h2-bench
 
 read -r up_port ml_port ng_port ho_port ml_tls ng_tls ho_tls st_port < <(free_ports 8)
 
-with_children() {  # with_children PID: "PID CHILDREN..." once it has at least one (5 s at most)
-  local w
-  for _ in $(seq 50); do
-    w=$(children "$1")
-    [[ -n ${w// /} ]] && { echo "$1 ${w% }"; return 0; }
-    sleep 0.1
-  done
-  echo "h2.sh: process $1 started no child" >&2
-  return 1
-}
 
 user_line=""
 h2o_user=""
@@ -108,42 +98,9 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -su
   -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
 
 # --- upstream: nginx, 1 KiB body, HTTP/1.1 --------------------------------------------------
-start_upstream() {  # start_upstream CPU -> sets up_group
-  mkdir -p "$tmp/upstream"
-  cat > "$tmp/upstream/nginx.conf" <<EOF
-$user_line
-worker_processes 1;
-daemon off;
-pid $tmp/upstream/nginx.pid;
-error_log $tmp/upstream/error.log warn;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  client_body_temp_path $tmp/upstream/body;
-  proxy_temp_path $tmp/upstream/proxy;
-  fastcgi_temp_path $tmp/upstream/fastcgi;
-  uwsgi_temp_path $tmp/upstream/uwsgi;
-  scgi_temp_path $tmp/upstream/scgi;
-  default_type text/plain;
-  keepalive_requests 100000000;
-  keepalive_timeout 300s;
-  server {
-    listen 127.0.0.1:$up_port backlog=4096;
-    location / { return 200 "$body"; }
-  }
-  server {  # stub_status: connections the upstream accepted (how often a proxy opened one)
-    listen 127.0.0.1:$st_port;
-    location / { stub_status; }
-  }
-}
-EOF
-  taskset -c "$1" nginx -p "$tmp/upstream" -e "$tmp/upstream/error.log" \
-    -c "$tmp/upstream/nginx.conf" 2>"$tmp/upstream/stderr.log" &
-  local pid=$!
-  started+=("$pid")
-  wait_port "$up_port" "$pid"
-  up_group=$(with_children "$pid")
-  regroup "$pid" "$up_group"
+start_upstream_with_status() {  # start_upstream_with_status CPU -> sets up_group
+  # stub_status: connections the upstream accepted (how often a proxy opened one)
+  start_upstream "$1" "server { listen 127.0.0.1:$st_port; location / { stub_status; } }"
 }
 
 # --- monolake: one server on a plain listener (h2c by prior knowledge), one on TLS ---------------
@@ -282,7 +239,7 @@ check_body() {  # check_body URL: nghttp (h2, prior knowledge or ALPN) must get 
   return 1
 }
 
-start_upstream "$cpu_one"
+start_upstream_with_status "$cpu_one"
 start_monolake "$cpu_one"
 start_nginx_proxy "$cpu_one"
 start_h2o "$cpu_one"

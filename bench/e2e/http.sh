@@ -82,55 +82,12 @@ bench_init monolake-http-bench
 
 read -r up_port ml_port ng_port ha_port < <(free_ports 4)
 
-nginx_group() {  # nginx_group MASTER: "MASTER WORKER" once the worker is there (5 s at most)
-  local w
-  for _ in $(seq 50); do
-    w=$(children "$1")
-    [[ -n ${w// /} ]] && { echo "$1 ${w% }"; return 0; }
-    sleep 0.1
-  done
-  echo "http.sh: nginx $1 started no worker" >&2
-  return 1
-}
 
 user_line=""
 [[ $(id -u) -eq 0 ]] && user_line="user root;"
 body=$(head -c "$body_size" /dev/zero | tr '\0' 'x')
 
 # --- upstream: nginx, 1 KiB body -------------------------------------------------------------
-start_upstream() {  # start_upstream CPU -> sets up_group
-  mkdir -p "$tmp/upstream"
-  cat > "$tmp/upstream/nginx.conf" <<EOF
-$user_line
-worker_processes 1;
-daemon off;
-pid $tmp/upstream/nginx.pid;
-error_log $tmp/upstream/error.log warn;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  client_body_temp_path $tmp/upstream/body;
-  proxy_temp_path $tmp/upstream/proxy;
-  fastcgi_temp_path $tmp/upstream/fastcgi;
-  uwsgi_temp_path $tmp/upstream/uwsgi;
-  scgi_temp_path $tmp/upstream/scgi;
-  default_type text/plain;
-  keepalive_requests 100000000;
-  keepalive_timeout 300s;
-  server {
-    listen 127.0.0.1:$up_port backlog=4096;
-    location / { return 200 "$body"; }
-  }
-}
-EOF
-  taskset -c "$1" nginx -p "$tmp/upstream" -e "$tmp/upstream/error.log" \
-    -c "$tmp/upstream/nginx.conf" 2>"$tmp/upstream/stderr.log" &
-  local pid=$!
-  started+=("$pid")
-  wait_port "$up_port" "$pid"
-  up_group=$(nginx_group "$pid")
-  regroup "$pid" "$up_group"
-}
 
 # --- monolake -----------------------------------------------------------------------------------
 start_monolake() {  # start_monolake CPU [EXTRA_RUNTIME_LINES] [EXTRA_SERVER_LINES] -> ml_group
@@ -199,7 +156,7 @@ EOF
   local pid=$!
   started+=("$pid")
   wait_port "$ng_port" "$pid"
-  ng_group=$(nginx_group "$pid")
+  ng_group=$(with_children "$pid")
   regroup "$pid" "$ng_group"
 }
 

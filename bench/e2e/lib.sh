@@ -72,6 +72,55 @@ wait_port() {  # wait_port PORT PID: until PORT accepts, or fail if PID died / 1
 
 children() { cat /proc/"$1"/task/*/children 2>/dev/null | tr -s ' \n' ' ' || true; }
 
+# The upstream of the HTTP benchmarks: nginx on CPU $1 answering every GET on 127.0.0.1:$up_port
+# with "$body" (keep-alive without limit, no log), plus the server block $2 if given. Uses the
+# caller's $tmp, $up_port, $body and $user_line; sets up_group (master and worker PIDs).
+start_upstream() {  # start_upstream CPU [SERVER_BLOCK] -> sets up_group
+  mkdir -p "$tmp/upstream"
+  cat > "$tmp/upstream/nginx.conf" <<EOF
+$user_line
+worker_processes 1;
+daemon off;
+pid $tmp/upstream/nginx.pid;
+error_log $tmp/upstream/error.log warn;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/upstream/body;
+  proxy_temp_path $tmp/upstream/proxy;
+  fastcgi_temp_path $tmp/upstream/fastcgi;
+  uwsgi_temp_path $tmp/upstream/uwsgi;
+  scgi_temp_path $tmp/upstream/scgi;
+  default_type text/plain;
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+  server {
+    listen 127.0.0.1:$up_port backlog=4096;
+    location / { return 200 "$body"; }
+  }
+  ${2:-}
+}
+EOF
+  taskset -c "$1" nginx -p "$tmp/upstream" -e "$tmp/upstream/error.log" \
+    -c "$tmp/upstream/nginx.conf" 2>"$tmp/upstream/stderr.log" &
+  local pid=$!
+  started+=("$pid")
+  wait_port "$up_port" "$pid"
+  up_group=$(with_children "$pid")
+  regroup "$pid" "$up_group"
+}
+
+with_children() {  # with_children PID: "PID CHILDREN..." once it has at least one (5 s at most)
+  local w
+  for _ in $(seq 50); do
+    w=$(children "$1")
+    [[ -n ${w// /} ]] && { echo "$1 ${w% }"; return 0; }
+    sleep 0.1
+  done
+  echo "$bench_name: process $1 started no child" >&2
+  return 1
+}
+
 bench_init() {
   tmp=$(mktemp -d "/tmp/$1.XXXXXX")
   if [[ -n "${MONOLAKE:-}" ]]; then
