@@ -645,7 +645,6 @@ runtime::Task<void> Session::run(IoBuffer pending) {
   for (const runtime::JoinHandle<void>& task : closed_stream_tasks_) co_await task;
   closed_stream_tasks_.clear();
   on_request_ = nullptr;  // it may hold references the caller owns
-  finished_.notify();
 }
 
 Result<void> Session::submit_response(const std::shared_ptr<StreamState>& stream,
@@ -660,7 +659,6 @@ Result<void> Session::submit_response(const std::shared_ptr<StreamState>& stream
   const int rv = nghttp2_submit_response(ng_, stream->id, nva.data(), nva.size(),
                                          has_body ? &provider : nullptr);
   if (rv != 0) return h2_error("h2: response", rv);
-  stream->out_started = true;
   wake_writer();
   return ok();
 }
@@ -691,7 +689,6 @@ Result<std::shared_ptr<StreamState>> Session::submit_request(const RequestHead& 
   }
   if (id < 0) return h2_error("h2: request", id);
   stream->id = id;
-  stream->out_started = true;
   streams_.emplace(id, stream);
   ++streams_opened_;
   wake_writer();

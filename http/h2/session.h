@@ -12,8 +12,8 @@
 // therefore holds the peer at one stream window — the proxy never buffers a body without bound.
 // On the server side the connection window waits for readers too (the client's own streams
 // share it); on the client side (an upstream connection shared by many clients' requests) it
-// is given back on arrival, so one slow reader cannot stall the others. Outgoing bodies are pulled from their Body only while less than
-// Options::stream_send_buffer of them waits to be sent.
+// is given back on arrival, so one slow reader cannot stall the others. Outgoing bodies are pulled
+// from their Body only while less than Options::stream_send_buffer of them waits to be sent.
 //
 // Private to http/h2 (nghttp2's header is included by the .cc files only).
 #pragma once
@@ -68,7 +68,6 @@ struct StreamState {
   size_t out_bytes = 0;
   bool out_ended = false;
   std::optional<HeaderMap> out_trailers;
-  bool out_started = false;   // the head was submitted
   runtime::Notify out_space;  // the body pump waits for room
 
   // --- lifetime
@@ -154,7 +153,6 @@ class Session : public std::enable_shared_from_this<Session> {
   bool abused() const { return abused_; }
   const Options& options() const { return options_; }
   uint64_t streams_opened() const { return streams_opened_; }
-  transport::ByteStream& byte_stream() { return *stream_; }
   // For logs: who the peer is. For requests (client role): the :scheme they carry.
   void set_peer(std::string peer) { peer_ = std::move(peer); }
   void set_scheme(std::string scheme) { scheme_ = std::move(scheme); }
@@ -186,7 +184,6 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string scheme_ = "http";
   std::unordered_map<int32_t, std::shared_ptr<StreamState>> streams_;
   runtime::Notify want_write_;
-  runtime::Notify finished_;
   std::optional<runtime::JoinHandle<void>> reader_;
   // Tasks of streams that closed while their task still ran (cancelled then); run() awaits
   // them before it ends.
