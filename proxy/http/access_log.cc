@@ -91,4 +91,17 @@ Task<Result<mh::Response>> AccessLog::call(mh::Request request) {
   co_return response;
 }
 
+std::shared_ptr<metrics::HttpServerStats> http_server_stats(const Build& build,
+                                                            const std::string& server_name) {
+  return build.shared<metrics::HttpServerStats>(
+      "stats:" + server_name, [&] { return metrics::Registry::global().http(server_name); });
+}
+
+Result<std::shared_ptr<AccessLog>> AccessLogFactory::make_via_ref(
+    const AccessLog*, std::shared_ptr<HttpService> inner, const Build& build) const {
+  if (!inner) return Error(ErrorCode::kInvalidArgument, build.scope() + ": nothing to log");
+  return std::make_shared<AccessLog>(server_name_, std::move(inner),
+                                     http_server_stats(build, server_name_));
+}
+
 }  // namespace monolake::proxy::http

@@ -5,6 +5,7 @@
 
 #include "proxy/http/http_service.h"
 #include "proxy/metrics/metrics.h"
+#include "proxy/service/stack.h"
 
 namespace monolake::proxy::http {
 
@@ -23,6 +24,22 @@ class AccessLog final : public Layer<monolake::http::Request, monolake::http::Re
  private:
   std::string server_name_;
   std::shared_ptr<metrics::HttpServerStats> stats_;
+};
+
+// The counters of HTTP server `server_name` on this worker, shared by the layers of the server's
+// chain and carried over a reload while the server keeps its name (totals do not reset).
+std::shared_ptr<metrics::HttpServerStats> http_server_stats(const Build& build,
+                                                            const std::string& server_name);
+
+class AccessLogFactory final : public FactoryLayer<AccessLog> {
+ public:
+  explicit AccessLogFactory(std::string server_name) : server_name_(std::move(server_name)) {}
+  Result<std::shared_ptr<AccessLog>> make_via_ref(const AccessLog* previous,
+                                                  std::shared_ptr<HttpService> inner,
+                                                  const Build& build) const override;
+
+ private:
+  std::string server_name_;
 };
 
 }  // namespace monolake::proxy::http

@@ -13,4 +13,9 @@ Task<Result<mh::Response>> DirectAnswer::call(mh::Request request) {
   co_return r;
 }
 
+Result<std::shared_ptr<DirectAnswer>> DirectAnswerFactory::make_via_ref(
+    const DirectAnswer*, std::shared_ptr<HttpService>, const Build&) const {
+  return std::make_shared<DirectAnswer>(response_);
+}
+
 }  // namespace monolake::proxy::http

@@ -3,6 +3,7 @@
 
 #include "proxy/config/config.h"
 #include "proxy/http/http_service.h"
+#include "proxy/service/stack.h"
 
 namespace monolake::proxy::http {
 
@@ -10,6 +11,18 @@ class DirectAnswer final : public HttpService {
  public:
   explicit DirectAnswer(config::DirectResponse response) : response_(std::move(response)) {}
   Task<Result<monolake::http::Response>> call(monolake::http::Request request) override;
+
+ private:
+  config::DirectResponse response_;
+};
+
+// Stateless: nothing to take over.
+class DirectAnswerFactory final : public FactoryLayer<DirectAnswer> {
+ public:
+  explicit DirectAnswerFactory(config::DirectResponse response) : response_(std::move(response)) {}
+  Result<std::shared_ptr<DirectAnswer>> make_via_ref(const DirectAnswer* previous,
+                                                     std::shared_ptr<HttpService> inner,
+                                                     const Build& build) const override;
 
  private:
   config::DirectResponse response_;

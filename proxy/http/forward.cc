@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "proxy/http/access_log.h"
 #include "proxy/http/upstream_request.h"
 #include "runtime/runtime.h"
 #include "transport/byte_stream.h"
@@ -343,6 +344,33 @@ const std::string& HttpForward::pool_key(size_t index) {
     }
   }
   return keys_[index];
+}
+
+std::shared_ptr<ConnectionPool> http_connection_pool(const Build& build,
+                                                     size_t max_idle_per_upstream) {
+  std::shared_ptr<ConnectionPool> pool = build.shared<ConnectionPool>(
+      "upstream_pool", [] { return std::make_shared<ConnectionPool>(ConnectionPool::Options{}); });
+  pool->set_max_idle_per_upstream(max_idle_per_upstream);
+  return pool;
+}
+
+Result<std::shared_ptr<HttpForward>> ForwardFactory::make_via_ref(const HttpForward* previous,
+                                                                  std::shared_ptr<HttpService>,
+                                                                  const Build& build) const {
+  if (params_.upstreams.empty()) {
+    return Error(ErrorCode::kInvalidArgument, build.scope() + ": no upstreams");
+  }
+  std::shared_ptr<UpstreamSet> set;
+  if (previous && previous->upstreams()->same_as(params_.upstreams, params_.balancer)) {
+    set = previous->upstreams();
+  } else {
+    set = std::make_shared<UpstreamSet>(params_.upstreams, params_.balancer);
+  }
+  std::shared_ptr<metrics::HttpServerStats> stats = http_server_stats(build, params_.server_name);
+  std::shared_ptr<ConnectionPool> pool = http_connection_pool(build, params_.max_idle_per_upstream);
+  pool->set_gauge(stats);
+  return std::make_shared<HttpForward>(std::move(set), std::move(pool), params_.options,
+                                       std::move(stats));
 }
 
 }  // namespace monolake::proxy::http

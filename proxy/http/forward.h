@@ -18,6 +18,7 @@
 #include "proxy/http/http_service.h"
 #include "proxy/http/pool.h"
 #include "proxy/metrics/metrics.h"
+#include "proxy/service/stack.h"
 #include "proxy/upstream/balancer.h"
 #include "tls/tls.h"
 
@@ -73,6 +74,31 @@ class HttpForward final : public HttpService {
   std::shared_ptr<ConnectionPool> pool_;
   ForwardOptions options_;
   std::shared_ptr<metrics::HttpServerStats> stats_;
+};
+
+// The upstream pool of an HTTP server on this worker, shared by its routes and carried over
+// a reload (idle connections stay usable); `max_idle_per_upstream` applies to it from now on.
+std::shared_ptr<ConnectionPool> http_connection_pool(const Build& build,
+                                                     size_t max_idle_per_upstream);
+
+// Takes over the previous generation's UpstreamSet (balancer position, back-off, requests in
+// flight) while the route's upstreams and balancer are unchanged.
+class ForwardFactory final : public FactoryLayer<HttpForward> {
+ public:
+  struct Params {
+    std::string server_name;  // whose counters
+    std::vector<Upstream> upstreams;
+    Balancer balancer = Balancer::kRoundRobin;
+    size_t max_idle_per_upstream = 64;
+    ForwardOptions options;
+  };
+  explicit ForwardFactory(Params params) : params_(std::move(params)) {}
+  Result<std::shared_ptr<HttpForward>> make_via_ref(const HttpForward* previous,
+                                                    std::shared_ptr<HttpService> inner,
+                                                    const Build& build) const override;
+
+ private:
+  Params params_;
 };
 
 }  // namespace monolake::proxy::http

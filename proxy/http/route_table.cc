@@ -12,4 +12,20 @@ Task<Result<mh::Response>> RouteTable::call(mh::Request request) {
   co_return co_await routes_[*route]->call(std::move(request));
 }
 
+Result<std::shared_ptr<RouteTable>> RouteTableFactory::make_via_ref(const RouteTable*,
+                                                                    std::shared_ptr<HttpService>,
+                                                                    const Build& build) const {
+  Router router;
+  std::vector<std::shared_ptr<HttpService>> routes;
+  for (const Route& route : routes_) {
+    if (auto added = router.add(route.host, route.path); !added) return std::move(added).error();
+    const std::string id = route.id.empty() ? route.host + " " + route.path : route.id;
+    Result<std::shared_ptr<HttpService>> chain =
+        route.stack.make(build.scoped("route[" + id + "]"));
+    if (!chain) return std::move(chain).error();
+    routes.push_back(std::move(*chain));
+  }
+  return std::make_shared<RouteTable>(std::move(router), std::move(routes));
+}
+
 }  // namespace monolake::proxy::http

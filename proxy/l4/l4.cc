@@ -135,8 +135,6 @@ Task<Result<Outcome>> AccessLog::call(Connection connection) {
   co_return outcome;
 }
 
-// --- L4Factory -----------------------------------------------------------------------------
-
 std::vector<Upstream> upstreams_of(const config::RouteConfig& route) {
   std::vector<Upstream> out;
   for (const config::Upstream& u : route.upstreams) {
@@ -145,45 +143,59 @@ std::vector<Upstream> upstreams_of(const config::RouteConfig& route) {
   return out;
 }
 
-// The TcpForward at the bottom of a chain, if the chain is one of ours.
-static const TcpForward* find_forward(const L4Service* service) {
-  while (service) {
-    if (const auto* forward = dynamic_cast<const TcpForward*>(service)) return forward;
-    const auto* layer = dynamic_cast<const Layer<Connection, Outcome>*>(service);
-    if (!layer) return nullptr;
-    service = layer->inner().get();
-  }
-  return nullptr;
+std::shared_ptr<metrics::L4ServerStats> l4_server_stats(const Build& build,
+                                                        const std::string& server_name) {
+  return build.shared<metrics::L4ServerStats>(
+      "stats:" + server_name, [&] { return metrics::Registry::global().l4(server_name); });
 }
 
-Result<std::shared_ptr<L4Service>> L4Factory::make_from(
-    const std::shared_ptr<L4Service>& previous) const {
-  if (server_.routes.size() != 1) {
+Result<std::shared_ptr<AccessLog>> AccessLogFactory::make_via_ref(const AccessLog*,
+                                                                  std::shared_ptr<L4Service> inner,
+                                                                  const Build& build) const {
+  if (!inner) return Error(ErrorCode::kInvalidArgument, build.scope() + ": nothing to log");
+  return std::make_shared<AccessLog>(server_name_, std::move(inner),
+                                     l4_server_stats(build, server_name_));
+}
+
+Result<std::shared_ptr<TlsTerminate>> TlsTerminateFactory::make_via_ref(
+    const TlsTerminate*, std::shared_ptr<L4Service> inner, const Build& build) const {
+  if (!inner || !context_) {
+    return Error(ErrorCode::kInvalidArgument, build.scope() + ": needs a context and an inner");
+  }
+  return std::make_shared<TlsTerminate>(context_, std::move(inner));
+}
+
+Result<std::shared_ptr<TcpForward>> TcpForwardFactory::make_via_ref(const TcpForward* previous,
+                                                                    std::shared_ptr<L4Service>,
+                                                                    const Build& build) const {
+  if (params_.upstreams.empty()) {
+    return Error(ErrorCode::kInvalidArgument, build.scope() + ": no upstreams");
+  }
+  std::shared_ptr<UpstreamSet> set;
+  if (previous && previous->upstreams()->same_as(params_.upstreams, params_.balancer)) {
+    set = previous->upstreams();  // keep back-off state and balancer position
+  } else {
+    set = std::make_shared<UpstreamSet>(params_.upstreams, params_.balancer);
+  }
+  return std::make_shared<TcpForward>(std::move(set), params_.options);
+}
+
+Result<L4Stack> l4_server_stack(const config::ServerConfig& server,
+                                std::shared_ptr<const tls::ServerContext> tls_context) {
+  if (server.routes.size() != 1) {
     return Error(ErrorCode::kInvalidArgument, "a tcp server needs exactly one route");
   }
-  const config::RouteConfig& route = server_.routes.front();
-  std::vector<Upstream> upstreams = upstreams_of(route);
-  std::shared_ptr<UpstreamSet> set;
-  if (const TcpForward* old = find_forward(previous.get());
-      old && old->upstreams()->same_as(upstreams, route.load_balancer)) {
-    set = old->upstreams();  // keep back-off state and balancer position
-  } else {
-    set = std::make_shared<UpstreamSet>(std::move(upstreams), route.load_balancer);
-  }
-  TcpForward::Options options;
-  options.connect_timeout = server_.timeout.upstream_connect;
-  if (server_.timeout.tcp_idle.count() > 0) options.idle_timeout = server_.timeout.tcp_idle;
-  std::shared_ptr<L4Service> chain = std::make_shared<TcpForward>(std::move(set), options);
-  if (tls_context_) chain = std::make_shared<TlsTerminate>(tls_context_, std::move(chain));
-  std::shared_ptr<metrics::L4ServerStats> stats;
-  if (const auto* log = dynamic_cast<const AccessLog*>(previous.get());
-      log && log->stats() && log->stats()->server == server_.name) {
-    stats = log->stats();
-  } else {
-    stats = metrics::Registry::global().l4(server_.name);
-  }
-  chain = std::make_shared<AccessLog>(server_.name, std::move(chain), std::move(stats));
-  return chain;
+  const config::RouteConfig& route = server.routes.front();
+  TcpForwardFactory::Params forward;
+  forward.upstreams = upstreams_of(route);
+  forward.balancer = route.load_balancer;
+  forward.options.connect_timeout = server.timeout.upstream_connect;
+  if (server.timeout.tcp_idle.count() > 0) forward.options.idle_timeout = server.timeout.tcp_idle;
+  L4Stack stack;
+  stack.push("access_log", std::make_shared<AccessLogFactory>(server.name));
+  if (tls_context) stack.push("tls", std::make_shared<TlsTerminateFactory>(std::move(tls_context)));
+  stack.push("forward", std::make_shared<TcpForwardFactory>(std::move(forward)));
+  return stack;
 }
 
 }  // namespace monolake::proxy::l4

@@ -9,10 +9,12 @@
 // bytes both ways with half-close and the idle timeout. TlsTerminate runs the TLS handshake
 // first, so the copy reads and writes plaintext. AccessLog writes one line per connection.
 //
-// A chain is per worker and used only on that worker's thread. An L4 connection keeps the
-// chain it started with (it holds the shared_ptr), so a reload never cuts it. The factory
-// builds the chain from the previous one: the UpstreamSet (round-robin position, back-off
-// state, requests in flight) carries over when the route's upstreams are unchanged.
+// The stack is declared in l4_server_stack(): access_log -> [tls] -> forward. A chain is per
+// worker and used only on that worker's thread. An L4 connection keeps the chain it started
+// with (it holds the shared_ptr), so a reload never cuts it. Each layer is built from its own
+// previous generation (proxy/service/stack.h): the UpstreamSet (round-robin position, back-off
+// state, requests in flight) carries over when the route's upstreams are unchanged, the
+// counters while the server keeps its name.
 #pragma once
 
 #include <memory>
@@ -22,7 +24,7 @@
 #include "base/error.h"
 #include "proxy/config/config.h"
 #include "proxy/metrics/metrics.h"
-#include "proxy/service/service.h"
+#include "proxy/service/stack.h"
 #include "proxy/upstream/balancer.h"
 #include "runtime/timer.h"
 #include "tls/tls.h"
@@ -100,19 +102,56 @@ class AccessLog final : public Layer<Connection, Outcome> {
   std::shared_ptr<metrics::L4ServerStats> stats_;
 };
 
-// Builds the chain of one tcp server for one worker. `tls_context` is the listener's TLS
-// context (nullptr: plain TCP), built once per configuration and shared by the workers.
-class L4Factory final : public Factory<L4Service> {
+using L4Stack = Stack<Connection, Outcome>;
+
+// The counters of tcp server `server_name` on this worker, carried over while it keeps its name.
+std::shared_ptr<metrics::L4ServerStats> l4_server_stats(const Build& build,
+                                                        const std::string& server_name);
+
+class AccessLogFactory final : public FactoryLayer<AccessLog> {
  public:
-  L4Factory(config::ServerConfig server, std::shared_ptr<const tls::ServerContext> tls_context)
-      : server_(std::move(server)), tls_context_(std::move(tls_context)) {}
-  Result<std::shared_ptr<L4Service>> make_from(
-      const std::shared_ptr<L4Service>& previous) const override;
+  explicit AccessLogFactory(std::string server_name) : server_name_(std::move(server_name)) {}
+  Result<std::shared_ptr<AccessLog>> make_via_ref(const AccessLog* previous,
+                                                  std::shared_ptr<L4Service> inner,
+                                                  const Build& build) const override;
 
  private:
-  config::ServerConfig server_;
-  std::shared_ptr<const tls::ServerContext> tls_context_;
+  std::string server_name_;
 };
+
+// `context`: the listener's TLS context, built once per configuration and shared by the workers.
+class TlsTerminateFactory final : public FactoryLayer<TlsTerminate> {
+ public:
+  explicit TlsTerminateFactory(std::shared_ptr<const tls::ServerContext> context)
+      : context_(std::move(context)) {}
+  Result<std::shared_ptr<TlsTerminate>> make_via_ref(const TlsTerminate* previous,
+                                                     std::shared_ptr<L4Service> inner,
+                                                     const Build& build) const override;
+
+ private:
+  std::shared_ptr<const tls::ServerContext> context_;
+};
+
+class TcpForwardFactory final : public FactoryLayer<TcpForward> {
+ public:
+  struct Params {
+    std::vector<Upstream> upstreams;
+    Balancer balancer = Balancer::kRoundRobin;
+    TcpForward::Options options;
+  };
+  explicit TcpForwardFactory(Params params) : params_(std::move(params)) {}
+  Result<std::shared_ptr<TcpForward>> make_via_ref(const TcpForward* previous,
+                                                   std::shared_ptr<L4Service> inner,
+                                                   const Build& build) const override;
+
+ private:
+  Params params_;
+};
+
+// The stack of one tcp server: access_log -> [tls] -> forward. `tls_context`: the listener's
+// TLS context (nullptr: plain TCP). Fails unless the server has exactly one route.
+Result<L4Stack> l4_server_stack(const config::ServerConfig& server,
+                                std::shared_ptr<const tls::ServerContext> tls_context);
 
 // The route's upstreams as proxy/upstream wants them (tcp endpoints are socket or unix).
 std::vector<Upstream> upstreams_of(const config::RouteConfig& route);

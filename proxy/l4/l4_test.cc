@@ -1,7 +1,7 @@
 // The L4 service chain over real loopback sockets, on both runtime backends (no mocks):
 // TcpForward's copy both ways with half-close and byte counts; refused upstreams (back-off,
 // retry on the next one, the attempt bound); the connect and idle timeouts; TlsTerminate with
-// both TLS backends; the access log line; L4Factory's chain shape and UpstreamSet carry-over.
+// both TLS backends; the access log line; l4_server_stack's chain shape and UpstreamSet carry-over.
 //
 // Every upstream is a task on the test's own runtime listening on 127.0.0.1:0. Certificates
 // come from tls/testing/make_test_certs.sh, run once per test process into TEST_TMPDIR.
@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <deque>
+#include <map>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -321,11 +322,34 @@ config::ServerConfig tcp_server(const std::vector<SocketAddress>& upstreams,
   return server;
 }
 
+// The Generation each chain made here was built into, so that a later make_chain can build
+// from it as a reload does (the server's ServiceSet keeps it beside the chains).
+std::map<const L4Service*, std::shared_ptr<Generation>>& generations() {
+  static std::map<const L4Service*, std::shared_ptr<Generation>> all;
+  return all;
+}
+
+Result<std::shared_ptr<L4Service>> build_chain(const config::ServerConfig& server,
+                                               const std::shared_ptr<L4Service>& previous,
+                                               std::shared_ptr<const tls::ServerContext> tls,
+                                               const std::string& scope = "servers.t") {
+  Result<L4Stack> stack = l4_server_stack(server, std::move(tls));
+  if (!stack) return std::move(stack).error();
+  const Generation* before = nullptr;
+  if (auto it = generations().find(previous.get()); previous && it != generations().end()) {
+    before = it->second.get();
+  }
+  auto next = std::make_shared<Generation>();
+  Result<std::shared_ptr<L4Service>> chain = stack->make(Build(before, *next, scope));
+  if (chain) generations()[chain->get()] = next;
+  return chain;
+}
+
 std::shared_ptr<L4Service> make_chain(const config::ServerConfig& server,
                                       const std::shared_ptr<L4Service>& previous = nullptr,
-                                      std::shared_ptr<const tls::ServerContext> tls = nullptr) {
-  L4Factory factory(server, std::move(tls));
-  Result<std::shared_ptr<L4Service>> chain = factory.make_from(previous);
+                                      std::shared_ptr<const tls::ServerContext> tls = nullptr,
+                                      const std::string& scope = "servers.t") {
+  Result<std::shared_ptr<L4Service>> chain = build_chain(server, previous, std::move(tls), scope);
   EXPECT_TRUE(chain.has_value()) << describe(chain);
   return chain ? *chain : nullptr;
 }
@@ -708,13 +732,13 @@ TEST_P(L4Test, FactoryBuildsAccessLogThenForward) {
 TEST_P(L4Test, FactoryNeedsExactlyOneRoute) {
   config::ServerConfig none = tcp_server(refused_addresses(1));
   none.routes.clear();
-  Result<std::shared_ptr<L4Service>> built = L4Factory(none, nullptr).make_from(nullptr);
+  Result<std::shared_ptr<L4Service>> built = build_chain(none, nullptr, nullptr);
   ASSERT_FALSE(built.has_value());
   EXPECT_EQ(built.error().code(), ErrorCode::kInvalidArgument);
 
   config::ServerConfig two = tcp_server(refused_addresses(1));
   two.routes.push_back(two.routes.front());
-  built = L4Factory(two, nullptr).make_from(nullptr);
+  built = build_chain(two, nullptr, nullptr);
   ASSERT_FALSE(built.has_value());
   EXPECT_EQ(built.error().code(), ErrorCode::kInvalidArgument);
 }
@@ -755,7 +779,7 @@ TEST_P(L4Test, FactoryCarriesTheUpstreamSetOverWhenUnchanged) {
   EXPECT_NE(second, first);
   EXPECT_EQ(forward_of(second)->upstreams(), kept);
   EXPECT_TRUE(backing_off(*forward_of(second)->upstreams(), 0));
-  // ...also when the previous chain had a TlsTerminate (the walk goes through every layer).
+  // ...also when TLS is added or removed around it (the forward layer keeps its identity).
   auto tls = make_tls_server(tls::Backend::kOpenSsl);
   ASSERT_NE(tls, nullptr);
   std::shared_ptr<L4Service> with_tls = make_chain(server, second, tls);
@@ -786,20 +810,10 @@ TEST_P(L4Test, FactoryCarriesTheUpstreamSetOverWhenUnchanged) {
     for (size_t i = 0; i < fresh->size(); ++i) EXPECT_FALSE(backing_off(*fresh, i));
   }
 
-  // A bare TcpForward as the previous chain is found too.
-  std::shared_ptr<L4Service> bare = forward_to(kept);
-  std::shared_ptr<L4Service> from_bare = make_chain(server, bare);
-  ASSERT_NE(forward_of(from_bare), nullptr);
-  EXPECT_EQ(forward_of(from_bare)->upstreams(), kept);
-  // A previous chain that is not an L4 chain of ours: a fresh set.
-  class Other final : public L4Service {
-   public:
-    Task<Result<Outcome>> call(Connection) override { co_return Outcome{}; }
-  };
-  std::shared_ptr<L4Service> other = std::make_shared<Other>();
-  std::shared_ptr<L4Service> from_other = make_chain(server, other);
-  ASSERT_NE(forward_of(from_other), nullptr);
-  EXPECT_NE(forward_of(from_other)->upstreams(), kept);
+  // Another server with the same upstreams shares nothing with this one: a fresh set.
+  std::shared_ptr<L4Service> other = make_chain(server, second, nullptr, "servers.other");
+  ASSERT_NE(forward_of(other), nullptr);
+  EXPECT_NE(forward_of(other)->upstreams(), kept);
 }
 
 // The factory applies the server's idle timeout (tcp_idle; whole seconds in the configuration).
@@ -992,7 +1006,7 @@ TEST_P(L4TlsTest, TerminatesAndForwardsPlaintext) {
   expect_quiet();
 }
 
-// The chain L4Factory builds for a TLS listener: AccessLog -> TlsTerminate -> TcpForward, and
+// The chain l4_server_stack builds for a TLS listener: AccessLog -> TlsTerminate -> TcpForward, and
 // it works end to end.
 TEST_P(L4TlsTest, FactoryChainWithTls) {
   Listener& front = listen();

@@ -33,13 +33,21 @@ Error config_error(const config::Config& config, const std::string& key_path,
 
 std::string server_path(const config::ServerConfig& server) { return "servers." + server.key; }
 
-// Builds each server's entry from the previous set's entry of the same key.
+template <class T>
+Result<void> assign(Result<T> made, T& to) {
+  if (!made) return std::move(made).error();
+  to = std::move(*made);
+  return ok();
+}
+
+// Builds each server's chain from the previous generation of its layers (scope "servers.KEY").
 class ServiceSetFactory final : public Factory<ServiceSet> {
  public:
   struct Server {
-    std::shared_ptr<const Factory<l4::L4Service>> l4;
-    std::shared_ptr<const Factory<http::HttpService>> http;
-    std::shared_ptr<const Factory<thrift::ThriftService>> thrift;
+    std::string name;  // for the counters kept beside the chain
+    std::optional<l4::L4Stack> l4;
+    std::optional<http::HttpStack> http;
+    std::optional<thrift::ThriftStack> thrift;
     std::shared_ptr<const tls::ServerContext> tls;
     monolake::http::h1::ServerOptions h1;
     std::optional<monolake::http::h2::Options> h2;
@@ -50,11 +58,9 @@ class ServiceSetFactory final : public Factory<ServiceSet> {
   Result<std::shared_ptr<ServiceSet>> make_from(
       const std::shared_ptr<ServiceSet>& previous) const override {
     auto set = std::make_shared<ServiceSet>();
+    const Generation* before = previous ? &previous->generation : nullptr;
     for (const auto& [key, server] : servers) {
-      const ServerEntry* old = nullptr;
-      if (previous) {
-        if (auto it = previous->servers.find(key); it != previous->servers.end()) old = &it->second;
-      }
+      const Build build(before, set->generation, "servers." + key);
       ServerEntry entry;
       entry.tls = server.tls;
       entry.h1 = server.h1;
@@ -62,27 +68,19 @@ class ServiceSetFactory final : public Factory<ServiceSet> {
       entry.thrift_connection = server.thrift_connection;
       Result<void> built = ok();
       if (server.l4) {
-        auto chain = server.l4->make_from(old ? old->l4 : nullptr);
-        if (chain)
-          entry.l4 = std::move(*chain);
-        else
-          built = std::move(chain).error();
+        built = assign(server.l4->make(build), entry.l4);
       } else if (server.thrift) {
-        auto chain = server.thrift->make_from(old ? old->thrift : nullptr);
-        if (chain)
-          entry.thrift = std::move(*chain);
-        else
-          built = std::move(chain).error();
+        built = assign(server.thrift->make(build), entry.thrift);
       } else {
-        auto chain = server.http->make_from(old ? old->http : nullptr);
-        if (chain)
-          entry.http = std::move(*chain);
-        else
-          built = std::move(chain).error();
+        built = assign(server.http->make(build), entry.http);
+        entry.http_stats = http::http_server_stats(build, server.name);
       }
       if (!built) {
         const Error& e = built.error();
-        return Error(e.code(), "servers." + key + ": " + e.message(), e.sys_errno());
+        return Error(e.code(),
+                     e.message().rfind("servers.", 0) == 0 ? e.message()
+                                                           : "servers." + key + ": " + e.message(),
+                     e.sys_errno());
       }
       set->servers.emplace(key, std::move(entry));
     }
@@ -270,12 +268,10 @@ Task<void> serve_connection(std::shared_ptr<l4::L4Service> chain, l4::Connection
 void count_h2(WorkerState* worker, const std::string& key,
               const monolake::http::h2::ServeStats& served) {
   const ServerEntry* current = entry_of(*worker, key);
-  if (!current || !current->http) return;
-  const auto* log = dynamic_cast<const http::AccessLog*>(current->http.get());
-  if (!log || !log->stats()) return;
-  log->stats()->h2_connections.add();
-  log->stats()->h2_streams.add(served.streams);
-  if (served.abuse) log->stats()->h2_abuse_closed.add();
+  if (!current || !current->http_stats) return;
+  current->http_stats->h2_connections.add();
+  current->http_stats->h2_streams.add(served.streams);
+  if (served.abuse) current->http_stats->h2_abuse_closed.add();
 }
 
 // Serves one HTTP connection: TLS handshake if the listener has TLS, then HTTP/1.1 requests,
@@ -522,10 +518,21 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
       tls_context = std::move(*created);
     }
     ServiceSetFactory::Server entry;
+    entry.name = server.name;
     if (server.proxy_type == config::ProxyType::kTcp) {
-      entry.l4 = std::make_shared<l4::L4Factory>(server, tls_context);
+      Result<l4::L4Stack> stack = l4::l4_server_stack(server, tls_context);
+      if (!stack) {
+        problem(config_error(config, server_path(server), stack.error().message()));
+        continue;
+      }
+      entry.l4 = std::move(*stack);
     } else if (server.proxy_type == config::ProxyType::kThrift) {
-      entry.thrift = std::make_shared<thrift::ThriftFactory>(server);
+      Result<thrift::ThriftStack> stack = thrift::thrift_server_stack(server);
+      if (!stack) {
+        problem(config_error(config, server_path(server), stack.error().message()));
+        continue;
+      }
+      entry.thrift = std::move(*stack);
       entry.thrift_connection.keepalive_timeout = server.timeout.server_keepalive;
       entry.thrift_connection.message_timeout = server.timeout.server_message;
       entry.thrift_connection.write_timeout = server.timeout.server_write;
@@ -565,7 +572,7 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
         upstream_tls.push_back(std::move(*created));
       }
       if (!tls_ok) continue;
-      entry.http = std::make_shared<http::HttpFactory>(server, std::move(upstream_tls));
+      entry.http = http::http_server_stack(server, upstream_tls);
       entry.tls = tls_context;
       entry.h1.keepalive_timeout = server.timeout.server_keepalive;
       entry.h1.read_header_timeout = server.timeout.server_read_header;

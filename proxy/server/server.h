@@ -35,9 +35,10 @@
 #include "http/h2/options.h"
 #include "proxy/config/config.h"
 #include "proxy/http/access_log.h"
-#include "proxy/http/factory.h"
+#include "proxy/http/server_stack.h"
 #include "proxy/l4/l4.h"
 #include "proxy/service/slot.h"
+#include "proxy/service/stack.h"
 #include "proxy/thrift/connection.h"
 #include "proxy/thrift/thrift_proxy.h"
 #include "runtime/options.h"
@@ -49,10 +50,11 @@ namespace monolake::proxy::server {
 
 // One server's chain on one worker, with what its connections need besides the chain.
 struct ServerEntry {
-  std::shared_ptr<l4::L4Service> l4;              // proxy_type "tcp"
-  std::shared_ptr<http::HttpService> http;        // proxy_type "http"
-  std::shared_ptr<thrift::ThriftService> thrift;  // proxy_type "thrift"
-  std::shared_ptr<const tls::ServerContext> tls;  // listener TLS (http: handshake done here)
+  std::shared_ptr<l4::L4Service> l4;                     // proxy_type "tcp"
+  std::shared_ptr<http::HttpService> http;               // proxy_type "http"
+  std::shared_ptr<thrift::ThriftService> thrift;         // proxy_type "thrift"
+  std::shared_ptr<metrics::HttpServerStats> http_stats;  // http: HTTP/2 connection counters
+  std::shared_ptr<const tls::ServerContext> tls;         // listener TLS (http: handshake done here)
   monolake::http::h1::ServerOptions h1;
   // HTTP/2 towards clients (ALPN h2, or the preface on a plain listener); nullopt: off.
   std::optional<monolake::http::h2::Options> h2;
@@ -62,6 +64,8 @@ struct ServerEntry {
 // What a reload replaces on each worker at once: every server's chain, by server key.
 struct ServiceSet {
   std::map<std::string, ServerEntry> servers;
+  // Every layer's service and shared state, by identity: what the next build takes over.
+  Generation generation;
 };
 
 // Shared by the workers for one listening address; lives as long as the address is configured.

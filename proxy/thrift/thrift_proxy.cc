@@ -542,61 +542,94 @@ Task<Result<Reply>> AccessLog::call(Call call) {
   co_return reply;
 }
 
-// --- ThriftFactory ----------------------------------------------------------------------------
+// --- the stack -------------------------------------------------------------------------------
 
-Result<std::shared_ptr<ThriftService>> ThriftFactory::make_from(
-    const std::shared_ptr<ThriftService>& previous) const {
-  if (server_.routes.empty()) return Error(ErrorCode::kInvalidArgument, "no route");
-  // What the previous chain had: counters, the pool and each route's balancer state.
-  std::shared_ptr<metrics::ThriftServerStats> stats;
-  std::vector<const ThriftForward*> old_routes;
-  if (const auto* log = dynamic_cast<const AccessLog*>(previous.get())) {
-    if (log->stats() && log->stats()->server == server_.name) stats = log->stats();
-    if (const auto* router = dynamic_cast<const MethodRouter*>(log->inner().get())) {
-      for (const MethodRouter::Route& r : router->routes()) {
-        if (const auto* f = dynamic_cast<const ThriftForward*>(r.service.get())) {
-          old_routes.push_back(f);
-        }
-      }
-    } else if (const auto* f = dynamic_cast<const ThriftForward*>(log->inner().get())) {
-      old_routes.push_back(f);
-    }
-  }
-  if (!stats) stats = metrics::Registry::global().thrift(server_.name);
-  std::shared_ptr<UpstreamPool> pool =
-      old_routes.empty() ? std::make_shared<UpstreamPool>() : old_routes.front()->pool();
-  ThriftForward::Options options;
-  options.connect_timeout = server_.timeout.upstream_connect;
-  options.reply_timeout = server_.timeout.upstream_read;
+std::shared_ptr<metrics::ThriftServerStats> thrift_server_stats(const Build& build,
+                                                                const std::string& server_name) {
+  return build.shared<metrics::ThriftServerStats>(
+      "stats:" + server_name, [&] { return metrics::Registry::global().thrift(server_name); });
+}
+
+std::shared_ptr<UpstreamPool> thrift_upstream_pool(const Build& build) {
+  return build.shared<UpstreamPool>("upstream_pool",
+                                    [] { return std::make_shared<UpstreamPool>(); });
+}
+
+Result<std::shared_ptr<AccessLog>> AccessLogFactory::make_via_ref(
+    const AccessLog*, std::shared_ptr<ThriftService> inner, const Build& build) const {
+  if (!inner) return Error(ErrorCode::kInvalidArgument, build.scope() + ": nothing to log");
+  return std::make_shared<AccessLog>(server_name_, std::move(inner),
+                                     thrift_server_stats(build, server_name_));
+}
+
+std::string MethodRouterFactory::route_scope(const std::vector<std::string>& methods) {
+  std::string names;
+  for (const std::string& m : methods) names += (names.empty() ? "" : ",") + m;
+  return "route[" + (names.empty() ? std::string("*") : names) + "]";
+}
+
+Result<std::shared_ptr<MethodRouter>> MethodRouterFactory::make_via_ref(
+    const MethodRouter*, std::shared_ptr<ThriftService>, const Build& build) const {
   std::vector<MethodRouter::Route> routes;
+  for (const Route& route : routes_) {
+    Result<std::shared_ptr<ThriftService>> chain =
+        route.stack.make(build.scoped(route_scope(route.methods)));
+    if (!chain) return std::move(chain).error();
+    routes.push_back(MethodRouter::Route{route.methods, std::move(*chain)});
+  }
+  return std::make_shared<MethodRouter>(std::move(routes));
+}
+
+Result<std::shared_ptr<ThriftForward>> ThriftForwardFactory::make_via_ref(
+    const ThriftForward* previous, std::shared_ptr<ThriftService>, const Build& build) const {
+  if (params_.upstreams.empty()) {
+    return Error(ErrorCode::kInvalidArgument, build.scope() + ": no upstreams");
+  }
+  std::shared_ptr<UpstreamSet> set;
+  if (previous && previous->upstreams()->same_as(params_.upstreams, params_.balancer)) {
+    set = previous->upstreams();
+  } else {
+    set = std::make_shared<UpstreamSet>(params_.upstreams, params_.balancer);
+  }
+  return std::make_shared<ThriftForward>(std::move(set), thrift_upstream_pool(build),
+                                         params_.options,
+                                         thrift_server_stats(build, params_.server_name));
+}
+
+Result<ThriftStack> thrift_server_stack(const config::ServerConfig& server) {
+  if (server.routes.empty()) return Error(ErrorCode::kInvalidArgument, "no route");
+  ThriftForward::Options options;
+  options.connect_timeout = server.timeout.upstream_connect;
+  options.reply_timeout = server.timeout.upstream_read;
+  std::vector<MethodRouterFactory::Route> routes;
+  std::shared_ptr<ThriftForwardFactory> first_forward;
   bool by_method = false;
-  for (const config::RouteConfig& route : server_.routes) {
-    std::vector<Upstream> upstreams;
+  for (const config::RouteConfig& route : server.routes) {
+    ThriftForwardFactory::Params params;
+    params.server_name = server.name;
     for (const config::Upstream& u : route.upstreams) {
-      upstreams.push_back({u.endpoint.address, u.weight});
+      params.upstreams.push_back({u.endpoint.address, u.weight});
     }
-    std::shared_ptr<UpstreamSet> set;
-    for (const ThriftForward* old : old_routes) {
-      if (old->upstreams()->same_as(upstreams, route.load_balancer)) {
-        set = old->upstreams();
-        break;
-      }
-    }
-    if (!set) set = std::make_shared<UpstreamSet>(std::move(upstreams), route.load_balancer);
-    MethodRouter::Route r;
-    r.methods = route.methods;
+    params.balancer = route.load_balancer;
+    params.options = options;
+    auto forward = std::make_shared<ThriftForwardFactory>(std::move(params));
+    if (!first_forward) first_forward = forward;
+    MethodRouterFactory::Route r{route.methods, {}};
+    r.stack.push("forward", std::move(forward));
     by_method = by_method || !route.methods.empty();
-    r.service = std::make_shared<ThriftForward>(std::move(set), pool, options, stats);
     routes.push_back(std::move(r));
   }
-  std::shared_ptr<ThriftService> chain;
-  if (!by_method) {
-    chain = routes.front().service;
+  ThriftStack stack;
+  stack.push("access_log", std::make_shared<AccessLogFactory>(server.name));
+  if (by_method) {
+    stack.push("routes", std::make_shared<MethodRouterFactory>(std::move(routes)));
   } else {
-    chain = std::make_shared<MethodRouter>(std::move(routes));
+    // Every call goes to the first route: no router, and its forward under the identity it
+    // has under one, so adding method routes later keeps its state.
+    stack.push("forward", std::move(first_forward),
+               "routes/" + MethodRouterFactory::route_scope({}) + "/forward");
   }
-  return std::shared_ptr<ThriftService>(
-      std::make_shared<AccessLog>(server_.name, std::move(chain), std::move(stats)));
+  return stack;
 }
 
 }  // namespace monolake::proxy::thrift

@@ -18,8 +18,10 @@
 //
 // A failed upstream (refused, timed out, closed, a malformed reply) answers the client with a
 // TApplicationException in the client's own transport and protocol, never a dropped
-// connection. A oneway call is forwarded and not waited on. Connections are per worker and
-// carried over reloads by the factory, like the counters.
+// connection. A oneway call is forwarded and not waited on. The stack is declared in
+// thrift_server_stack(); each layer is built from its own previous generation
+// (proxy/service/stack.h), so upstream connections, counters and each route's balancer state
+// are carried over reloads.
 #pragma once
 
 #include <chrono>
@@ -32,7 +34,7 @@
 #include "codec/thrift.h"
 #include "proxy/config/config.h"
 #include "proxy/metrics/metrics.h"
-#include "proxy/service/service.h"
+#include "proxy/service/stack.h"
 #include "proxy/upstream/balancer.h"
 #include "runtime/time.h"
 
@@ -159,14 +161,64 @@ class AccessLog final : public Layer<Call, Reply> {
   std::shared_ptr<metrics::ThriftServerStats> stats_;
 };
 
-class ThriftFactory final : public Factory<ThriftService> {
+using ThriftStack = Stack<Call, Reply>;
+
+// Per-worker state of thrift server `server_name`, shared by its layers and carried over.
+std::shared_ptr<metrics::ThriftServerStats> thrift_server_stats(const Build& build,
+                                                                const std::string& server_name);
+std::shared_ptr<UpstreamPool> thrift_upstream_pool(const Build& build);
+
+class AccessLogFactory final : public FactoryLayer<AccessLog> {
  public:
-  explicit ThriftFactory(config::ServerConfig server) : server_(std::move(server)) {}
-  Result<std::shared_ptr<ThriftService>> make_from(
-      const std::shared_ptr<ThriftService>& previous) const override;
+  explicit AccessLogFactory(std::string server_name) : server_name_(std::move(server_name)) {}
+  Result<std::shared_ptr<AccessLog>> make_via_ref(const AccessLog* previous,
+                                                  std::shared_ptr<ThriftService> inner,
+                                                  const Build& build) const override;
 
  private:
-  config::ServerConfig server_;
+  std::string server_name_;
 };
+
+// Each route's stack is built in a scope of its own, "route[M1,M2]" ("route[*]" for a route
+// that names no method), so a route keeps its state however routes move around it.
+class MethodRouterFactory final : public FactoryLayer<MethodRouter> {
+ public:
+  struct Route {
+    std::vector<std::string> methods;
+    ThriftStack stack;
+  };
+  explicit MethodRouterFactory(std::vector<Route> routes) : routes_(std::move(routes)) {}
+  Result<std::shared_ptr<MethodRouter>> make_via_ref(const MethodRouter* previous,
+                                                     std::shared_ptr<ThriftService> inner,
+                                                     const Build& build) const override;
+  // The scope name of a route with these methods.
+  static std::string route_scope(const std::vector<std::string>& methods);
+
+ private:
+  std::vector<Route> routes_;
+};
+
+// Takes over the previous UpstreamSet while the route's upstreams and balancer are unchanged.
+class ThriftForwardFactory final : public FactoryLayer<ThriftForward> {
+ public:
+  struct Params {
+    std::string server_name;  // whose counters
+    std::vector<Upstream> upstreams;
+    Balancer balancer = Balancer::kRoundRobin;
+    ThriftForward::Options options;
+  };
+  explicit ThriftForwardFactory(Params params) : params_(std::move(params)) {}
+  Result<std::shared_ptr<ThriftForward>> make_via_ref(const ThriftForward* previous,
+                                                      std::shared_ptr<ThriftService> inner,
+                                                      const Build& build) const override;
+
+ private:
+  Params params_;
+};
+
+// The stack of one thrift server: access_log -> routes (by method) -> forward, or
+// access_log -> forward when no route names a method (the forward keeps the identity it would
+// have under the router, so adding method routes later keeps its state).
+Result<ThriftStack> thrift_server_stack(const config::ServerConfig& server);
 
 }  // namespace monolake::proxy::thrift
