@@ -13,7 +13,6 @@
 #include <optional>
 
 #include "base/log.h"
-#include "http/h2/server.h"
 #include "proxy/service/update.h"
 #include "runtime/runtime.h"
 #include "runtime/time.h"
@@ -48,9 +47,7 @@ class ServiceSetFactory final : public Factory<ServiceSet> {
     std::optional<l4::L4Stack> l4;
     std::optional<http::HttpStack> http;
     std::optional<thrift::ThriftStack> thrift;
-    std::shared_ptr<const tls::ServerContext> tls;
-    monolake::http::h1::ServerOptions h1;
-    std::optional<monolake::http::h2::Options> h2;
+    http::ConnectionOptions http_connection;
     thrift::ConnectionOptions thrift_connection;
   };
   std::map<std::string, Server> servers;
@@ -62,9 +59,7 @@ class ServiceSetFactory final : public Factory<ServiceSet> {
     for (const auto& [key, server] : servers) {
       const Build build(before, set->generation, "servers." + key);
       ServerEntry entry;
-      entry.tls = server.tls;
-      entry.h1 = server.h1;
-      entry.h2 = server.h2;
+      entry.http_connection = server.http_connection;
       entry.thrift_connection = server.thrift_connection;
       Result<void> built = ok();
       if (server.l4) {
@@ -274,82 +269,22 @@ void count_h2(WorkerState* worker, const std::string& key,
   if (served.abuse) current->http_stats->h2_abuse_closed.add();
 }
 
-// Serves one HTTP connection: TLS handshake if the listener has TLS, then HTTP/1.1 requests,
-// each on the worker's *current* chain for the server (a reload reaches this connection at its
-// next request).
-// `options` and `tls_context` are copies: the task starts a loop turn later, and a reload in
-// between may free the ServiceSet they came from.
+// Serves one HTTP connection (proxy/http/connection.h), each request on the worker's *current*
+// chain for the server. `options` is a copy: the task starts a loop turn later, and a reload in
+// between may free the ServiceSet it came from.
 Task<void> serve_http_connection(transport::Stream stream, transport::SocketAddress peer,
-                                 monolake::http::h1::ServerOptions options,
-                                 std::optional<monolake::http::h2::Options> h2_options,
-                                 std::shared_ptr<const tls::ServerContext> tls_context,
-                                 WorkerState* worker, std::string key,
-                                 std::shared_ptr<ListenerShared> shared) {
+                                 http::ConnectionOptions options, WorkerState* worker,
+                                 std::string key, std::shared_ptr<ListenerShared> shared) {
   const OpenConnection counted{shared.get()};
-  monolake::http::ConnectionInfo info;
-  info.peer = std::move(peer);
-  info.peer_text = info.peer.to_string();
-  if (info.peer.is_unix()) {
-    info.client_ip = "unix";
-  } else if (!info.peer_text.empty() && info.peer_text.front() == '[') {
-    info.client_ip = info.peer_text.substr(1, info.peer_text.find(']') - 1);
-  } else {
-    info.client_ip = info.peer_text.substr(0, info.peer_text.rfind(':'));
-  }
-  options.draining = &worker->draining;
-  monolake::http::h1::Handler handler =
-      [worker, key](monolake::http::Request request) -> Task<monolake::http::Response> {
+  http::ChainSource chains = [worker, key]() -> std::shared_ptr<http::HttpService> {
     const ServerEntry* current = entry_of(*worker, key);
-    if (!current || !current->http) co_return monolake::http::text_response(503);
-    std::shared_ptr<http::HttpService> chain = current->http;  // held for this request
-    Result<monolake::http::Response> response = co_await chain->call(std::move(request));
-    if (!response) co_return monolake::http::text_response(502);
-    co_return std::move(*response);
+    return current ? current->http : nullptr;
   };
-  if (tls_context) {
-    Result<tls::TlsStream> secured = co_await tls_context->accept(std::move(stream));
-    if (!secured) {
-      ML_LOG(kDebug, "http: TLS handshake from {} failed: {}", info.peer.to_string(),
-             secured.error().to_string());
-      co_return;
-    }
-    info.tls = true;
-    info.server_name = secured->server_name();
-    const bool h2 = h2_options && secured->alpn() == "h2";
-    transport::ByteStreamOf<tls::TlsStream> bytes(std::move(*secured));
-    if (h2) {
-      const monolake::http::h2::ServeStats served = co_await monolake::http::h2::serve(
-          bytes, info, *h2_options, handler, {}, &worker->draining);
-      count_h2(worker, key, served);
-    } else {
-      (void)co_await monolake::http::h1::serve(bytes, info, options, handler);
-    }
-    co_return;
-  }
-  transport::ByteStreamOf<transport::Stream> bytes(std::move(stream));
-  IoBuffer pending;
-  if (h2_options) {
-    // HTTP/2 with prior knowledge starts with its preface; anything else is HTTP/1.1.
-    namespace h2 = monolake::http::h2;
-    // One deadline for the whole preface, however it is split.
-    const runtime::TimePoint deadline =
-        runtime::Runtime::current()->now() + options.read_header_timeout;
-    h2::PrefaceMatch match = h2::PrefaceMatch::kPartial;
-    while (match == h2::PrefaceMatch::kPartial) {
-      const auto left = deadline - runtime::Runtime::current()->now();
-      if (left <= runtime::Duration::zero()) co_return;
-      Result<size_t> n = co_await runtime::with_timeout(bytes.read_some(pending), left);
-      if (!n || *n == 0) co_return;
-      match = h2::match_preface(pending.view());
-    }
-    if (match == h2::PrefaceMatch::kYes) {
-      const h2::ServeStats served = co_await h2::serve(bytes, info, *h2_options, handler,
-                                                       std::move(pending), &worker->draining);
-      count_h2(worker, key, served);
-      co_return;
-    }
-  }
-  (void)co_await monolake::http::h1::serve(bytes, info, options, handler, std::move(pending));
+  http::H2Served h2_served = [worker, key](const monolake::http::h2::ServeStats& served) {
+    count_h2(worker, key, served);
+  };
+  co_await http::serve_connection(std::move(stream), std::move(peer), std::move(options),
+                                  &worker->draining, std::move(chains), std::move(h2_served));
 }
 
 // Serves one Thrift connection (proxy/thrift/connection.h): each call goes to the worker's
@@ -573,13 +508,14 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
       }
       if (!tls_ok) continue;
       entry.http = http::http_server_stack(server, upstream_tls);
-      entry.tls = tls_context;
-      entry.h1.keepalive_timeout = server.timeout.server_keepalive;
-      entry.h1.read_header_timeout = server.timeout.server_read_header;
-      entry.h1.read_body_timeout = server.timeout.server_read_body;
-      entry.h1.write_timeout = server.timeout.server_write;
-      entry.h1.limits.max_body = server.max_request_body_bytes;
-      if (server.http2.enabled) entry.h2 = http::h2_options(server);
+      http::ConnectionOptions& connection = entry.http_connection;
+      connection.tls = tls_context;
+      connection.h1.keepalive_timeout = server.timeout.server_keepalive;
+      connection.h1.read_header_timeout = server.timeout.server_read_header;
+      connection.h1.read_body_timeout = server.timeout.server_read_body;
+      connection.h1.write_timeout = server.timeout.server_write;
+      connection.h1.limits.max_body = server.max_request_body_bytes;
+      if (server.http2.enabled) connection.h2 = http::h2_options(server);
     }
     factory->servers.emplace(server.key, std::move(entry));
 
@@ -795,9 +731,8 @@ static void dispatch(transport::Stream stream, WorkerState* worker,
     connection.stream = std::move(stream);
     runtime::spawn(serve_connection(entry->l4, std::move(connection), accepting->shared));
   } else {
-    runtime::spawn(serve_http_connection(std::move(stream), std::move(peer), entry->h1, entry->h2,
-                                         entry->tls, worker, accepting->server_key,
-                                         accepting->shared));
+    runtime::spawn(serve_http_connection(std::move(stream), std::move(peer), entry->http_connection,
+                                         worker, accepting->server_key, accepting->shared));
   }
 }
 

@@ -35,6 +35,7 @@
 #include "http/h2/options.h"
 #include "proxy/config/config.h"
 #include "proxy/http/access_log.h"
+#include "proxy/http/connection.h"
 #include "proxy/http/server_stack.h"
 #include "proxy/l4/l4.h"
 #include "proxy/service/slot.h"
@@ -54,10 +55,7 @@ struct ServerEntry {
   std::shared_ptr<http::HttpService> http;               // proxy_type "http"
   std::shared_ptr<thrift::ThriftService> thrift;         // proxy_type "thrift"
   std::shared_ptr<metrics::HttpServerStats> http_stats;  // http: HTTP/2 connection counters
-  std::shared_ptr<const tls::ServerContext> tls;         // listener TLS (http: handshake done here)
-  monolake::http::h1::ServerOptions h1;
-  // HTTP/2 towards clients (ALPN h2, or the preface on a plain listener); nullopt: off.
-  std::optional<monolake::http::h2::Options> h2;
+  http::ConnectionOptions http_connection;      // proxy_type "http": TLS, HTTP/1.1, HTTP/2 options
   thrift::ConnectionOptions thrift_connection;  // proxy_type "thrift"
 };
 
