@@ -19,9 +19,9 @@
 
 #include "base/log.h"
 #include "proxy/admin/admin.h"
+#include "proxy/binary_upgrade/control.h"
 #include "proxy/config/config.h"
 #include "proxy/server/server.h"
-#include "proxy/upgrade/control.h"
 #include "runtime/options.h"
 
 namespace {
@@ -230,7 +230,8 @@ int serve(const Options& options) {
                    loaded->source.c_str());
       return 1;
     }
-    auto handover = monolake::proxy::upgrade::request_handover(*control_path, &upgrade_connection);
+    auto handover =
+        monolake::proxy::binary_upgrade::request_handover(*control_path, &upgrade_connection);
     if (!handover) {
       std::fprintf(stderr, "monolake: --upgrade: %s\n", handover.error().message().c_str());
       return 1;
@@ -244,16 +245,16 @@ int serve(const Options& options) {
     return 1;
   }
   server::Proxy& proxy = **started;
-  std::unique_ptr<monolake::proxy::upgrade::ControlServer> control;
+  std::unique_ptr<monolake::proxy::binary_upgrade::ControlServer> control;
   if (control_path) {
-    monolake::proxy::upgrade::ControlServer::Hooks control_hooks;
+    monolake::proxy::binary_upgrade::ControlServer::Hooks control_hooks;
     control_hooks.handover = [&proxy] {
       std::lock_guard<std::mutex> lock(g_control_mutex);
       return proxy.handover();
     };
     // Process-directed, so the main thread's sigtimedwait takes it: the same drain as SIGTERM.
     control_hooks.on_ready = [] { ::kill(::getpid(), SIGTERM); };
-    auto started_control = monolake::proxy::upgrade::ControlServer::start(
+    auto started_control = monolake::proxy::binary_upgrade::ControlServer::start(
         *control_path, options.upgrade, std::move(control_hooks));
     if (!started_control) {
       std::fprintf(stderr, "monolake: cannot start: %s: runtime.control_socket: %s\n",
@@ -281,7 +282,7 @@ int serve(const Options& options) {
   }
   if (upgrade_connection >= 0) {
     // Everything is up: the old process may stop accepting and drain.
-    if (auto ready = monolake::proxy::upgrade::confirm_ready(upgrade_connection); !ready) {
+    if (auto ready = monolake::proxy::binary_upgrade::confirm_ready(upgrade_connection); !ready) {
       ML_LOG(kWarn, "{}", ready.error().message());
     } else {
       ML_LOG(kInfo, "upgrade: took over from the previous process");

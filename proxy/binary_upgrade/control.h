@@ -25,7 +25,7 @@
 #include "proxy/server/server.h"
 #include "transport/stream.h"
 
-namespace monolake::proxy::upgrade {
+namespace monolake::proxy::binary_upgrade {
 
 class ControlServer {
  public:
@@ -58,4 +58,4 @@ Result<server::Handover> request_handover(const std::string& path, int* connecti
 // Tells the old process the new one serves (it then drains and exits), and closes `connection`.
 Result<void> confirm_ready(int connection);
 
-}  // namespace monolake::proxy::upgrade
+}  // namespace monolake::proxy::binary_upgrade

@@ -1,4 +1,4 @@
-#include "proxy/upgrade/control.h"
+#include "proxy/binary_upgrade/control.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -13,7 +13,7 @@
 
 #include "base/log.h"
 
-namespace monolake::proxy::upgrade {
+namespace monolake::proxy::binary_upgrade {
 
 namespace {
 
@@ -269,4 +269,4 @@ Result<void> confirm_ready(int connection) {
   return ok();
 }
 
-}  // namespace monolake::proxy::upgrade
+}  // namespace monolake::proxy::binary_upgrade
