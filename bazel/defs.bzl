@@ -65,3 +65,32 @@ def ml_cc_benchmark(name, copts = [], deps = [], tags = [], **kwargs):
         tags = tags + ["benchmark"],
         **kwargs
     )
+
+def ml_cc_fuzz(name, fuzz_src, library, library_srcs, deps, corpus = "testdata/fuzz_corpus", replay_deps = []):
+    """A libFuzzer target and the test that replays its seed corpus.
+
+    NAME: the libFuzzer binary, clang only (tagged manual): build it with --config=asan, run
+    `bazel-bin/PKG/NAME -max_total_time=60 NEW_CORPUS_DIR PKG/CORPUS`. `library_srcs` (the
+    sources of `library`) are compiled into it rather than taken from `library`, so that
+    libFuzzer's coverage instrumentation sees them; keep them and `deps` in step with `library`.
+    NAME_replay_test: the same fuzz function under the default compiler with a small main that
+    replays every corpus file, so plain `bazel test` covers the fuzz invariants.
+    """
+    check = str(Label("//testing:fuzz_check"))
+    ml_cc_binary(
+        name = name,
+        srcs = library_srcs + [fuzz_src],
+        copts = ["-fsanitize=fuzzer,address"],
+        linkopts = ["-fsanitize=fuzzer,address"],
+        tags = ["manual"],
+        deps = deps + [check],
+    )
+    ml_cc_test(
+        name = name + "_replay_test",
+        srcs = [fuzz_src],
+        args = [native.package_name() + "/" + corpus],
+        copts = ["-DML_FUZZ_REPLAY_MAIN"],
+        data = native.glob([corpus + "/**"]),
+        gtest_main = False,
+        deps = [library, check, str(Label("//testing:fuzz_replay_main"))] + replay_deps,
+    )

@@ -22,19 +22,12 @@
 #include <vector>
 
 #include "codec/thrift.h"
+#include "testing/fuzz_check.h"
 
 namespace monolake::codec::thrift {
 namespace {
 
 bool g_every_split = false;
-
-#define FUZZ_CHECK(cond)                                                            \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                 \
-    }                                                                               \
-  } while (0)
 
 std::string describe(const Frame& f) {
   std::string out = std::string(transport_name(f.transport)) + "/" +

@@ -5,7 +5,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "runtime/backend.h"
+#include "runtime/internal/backend.h"
 #include "runtime/runtime.h"
 
 namespace monolake::runtime {

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/backend.h"
+#include "runtime/internal/backend.h"
 #include "runtime/testing.h"
 #include "runtime/time.h"
 

@@ -5,8 +5,8 @@
 #include <cstdlib>
 
 #include "base/log.h"
-#include "runtime/backend.h"
 #include "runtime/epoll/epoll_backend.h"
+#include "runtime/internal/backend.h"
 #include "runtime/uring/uring_backend.h"
 
 namespace monolake::runtime {
@@ -221,5 +221,7 @@ DetachedPromise::~DetachedPromise() {
 DetachedCoroutine run_detached(Task<void> task) { co_await std::move(task); }
 
 }  // namespace detail
+
+size_t Runtime::operations_in_flight() const { return backend_->in_flight(); }
 
 }  // namespace monolake::runtime

@@ -72,7 +72,11 @@ class Runtime {
   // The time at the start of this loop turn (cheap; refreshed once per turn).
   TimePoint now() const { return now_; }
   TimerHeap& timers() { return timers_; }
+  // The private backend (runtime/internal/backend.h): for the runtime's own code and tests.
   Backend& backend() { return *backend_; }
+  // Operations submitted to the backend and not yet completed (for tests and leak checks:
+  // after a connection ends, nothing of it should still be in the kernel's hands).
+  size_t operations_in_flight() const;
 
   // Closes `fd` synchronously (for destructors), telling the backend first.
   void close_fd(int fd);

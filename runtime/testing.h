@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "runtime/backend.h"
+#include "runtime/internal/backend.h"
 #include "runtime/io.h"
 #include "runtime/runtime.h"
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/backend.h"
+#include "runtime/internal/backend.h"
 #include "runtime/io.h"
 #include "runtime/testing.h"
 #include "runtime/time.h"

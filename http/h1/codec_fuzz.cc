@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "http/h1/codec.h"
+#include "testing/fuzz_check.h"
 
 namespace monolake::http::h1 {
 namespace {
@@ -33,25 +34,6 @@ namespace {
 // Replay mode splits every input at every byte; the fuzzer at a few points (it is fast that way
 // and the mutations move the bytes around anyway).
 bool g_every_split = false;
-
-#define FUZZ_CHECK(cond)                                                            \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                 \
-    }                                                                               \
-  } while (0)
-
-#define FUZZ_CHECK_EQ(a, b)                                                                       \
-  do {                                                                                            \
-    const auto& fuzz_a_ = (a);                                                                    \
-    const auto& fuzz_b_ = (b);                                                                    \
-    if (!(fuzz_a_ == fuzz_b_)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: check failed: %s == %s\n  %s\n  %s\n", __FILE__, __LINE__, #a, \
-                   #b, std::string(fuzz_a_).c_str(), std::string(fuzz_b_).c_str());               \
-      std::abort();                                                                               \
-    }                                                                                             \
-  } while (0)
 
 std::string escape(std::string_view s) {
   static const char kHex[] = "0123456789abcdef";

@@ -47,23 +47,15 @@
 #include "http/exchange.h"
 #include "http/h2/options.h"
 #include "http/h2/server.h"
-#include "runtime/backend.h"
 #include "runtime/io.h"
 #include "runtime/runtime.h"
 #include "runtime/time.h"
+#include "testing/fuzz_check.h"
 #include "transport/byte_stream.h"
 #include "transport/stream.h"
 
 namespace monolake::http::h2 {
 namespace {
-
-#define FUZZ_CHECK(cond)                                                            \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                 \
-    }                                                                               \
-  } while (0)
 
 constexpr uint8_t kRaw = 0x01;
 constexpr uint8_t kSmall = 0x02;
@@ -462,7 +454,7 @@ void fuzz_one(std::string_view input) {
     std::abort();
   }
   FUZZ_CHECK(rt.timers().size() == 0);
-  FUZZ_CHECK(rt.backend().in_flight() == 0);
+  FUZZ_CHECK(rt.operations_in_flight() == 0);
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "base/result.h"
-#include "runtime/backend.h"
+#include "runtime/internal/backend.h"
 
 namespace monolake::runtime {
 

@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "base/result.h"
-#include "runtime/backend.h"
+#include "runtime/internal/backend.h"
 #include "runtime/options.h"
 
 namespace monolake::runtime {
