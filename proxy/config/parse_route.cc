@@ -1,0 +1,396 @@
+#include <fmt/format.h>
+
+#include "proxy/config/internal/parser.h"
+
+namespace monolake::proxy::config::internal {
+
+// False when the route is unusable (its errors are reported).
+bool Parser::parse_route(const toml::table& table, const std::string& path, ProxyType proxy_type,
+                         RouteConfig& out) {
+  size_t errors_before = errors_.size();
+  TableReader r(
+      errors_, table, path,
+      {"path", "upstreams", "load_balancer", "host", "return", "upstream_tls", "host_rewrite",
+       "strip_prefix", "add_prefix", "request_headers", "response_headers", "websocket", "method"});
+  if (r.has("method")) {
+    if (proxy_type != ProxyType::kThrift) {
+      fail(r.path_of("method"), "only thrift routes match on method");
+    } else if (const toml::node* node = table.get("method")) {
+      parse_methods(*node, r.path_of("method"), out.methods);
+    }
+  }
+  if (proxy_type == ProxyType::kHttp) {
+    if (auto ws = r.boolean("websocket")) out.websocket = *ws;
+    if (auto host = r.string("host_rewrite")) {
+      if (!valid_header_value(*host) || host->empty()) {
+        fail(r.path_of("host_rewrite"), "not a valid Host value");
+      } else {
+        out.host_rewrite = *host;
+      }
+    }
+    for (const char* key : {"strip_prefix", "add_prefix"}) {
+      if (auto prefix = r.string(key)) {
+        if (prefix->empty() || prefix->front() != '/' ||
+            prefix->find_first_of(" ?#") != std::string::npos) {
+          fail(r.path_of(key), "a path prefix starts with '/' and has no space, '?' or '#'");
+        } else {
+          (std::string_view(key) == "strip_prefix" ? out.strip_prefix : out.add_prefix) = *prefix;
+        }
+      }
+    }
+    if (const toml::table* t = r.table("request_headers")) {
+      parse_header_rewrite(*t, r.path_of("request_headers"), out.request_headers);
+    }
+    if (const toml::table* t = r.table("response_headers")) {
+      parse_header_rewrite(*t, r.path_of("response_headers"), out.response_headers);
+    }
+  } else {
+    for (const char* key : {"host_rewrite", "strip_prefix", "add_prefix", "request_headers",
+                            "response_headers", "websocket"}) {
+      if (r.has(key)) fail(r.path_of(key), "only http routes rewrite requests");
+    }
+  }
+  if (const toml::table* upstream_tls = r.table("upstream_tls")) {
+    if (proxy_type != ProxyType::kHttp) {
+      fail(r.path_of("upstream_tls"), "only http routes have upstream_tls");
+    } else {
+      out.upstream_tls.emplace();
+      parse_upstream_tls(*upstream_tls, r.path_of("upstream_tls"), *out.upstream_tls);
+    }
+  }
+  auto route_path = r.string("path", /*required=*/proxy_type == ProxyType::kHttp);
+  if (auto host = r.string("host")) {
+    if (proxy_type != ProxyType::kHttp) {
+      fail(r.path_of("host"), "only http routes match on host");
+    } else if (!valid_route_host(*host)) {
+      fail(r.path_of("host"), fmt::format("'{}' is not a host name or *.suffix pattern", *host));
+    } else {
+      out.host = lowercase(*host);
+    }
+  }
+  if (r.has("return")) {
+    if (proxy_type != ProxyType::kHttp) {
+      fail(r.path_of("return"), "only http routes can answer directly");
+      return false;
+    }
+    if (const toml::table* direct = r.table("return")) {
+      DirectResponse parsed;
+      if (!parse_direct_response(*direct, r.path_of("return"), parsed)) return false;
+      out.direct = std::move(parsed);
+    }
+    if (r.has("upstreams")) {
+      fail(r.path_of("upstreams"), "a route with \"return\" has no upstreams");
+      return false;
+    }
+  }
+  if (route_path) {
+    if (proxy_type == ProxyType::kTcp) {
+      fail(r.path_of("path"), "a tcp route has no path (tcp servers forward every connection)");
+    } else if (auto normalised = normalise_route_path(*route_path); !normalised) {
+      fail(r.path_of("path"), normalised.error().message());
+    } else {
+      out.path = std::move(*normalised);
+    }
+  }
+  if (auto lb = r.string("load_balancer")) {
+    if (auto parsed = parse_balancer(*lb)) {
+      out.load_balancer = *parsed;
+    } else {
+      fail(r.path_of("load_balancer"), parsed.error().message());
+    }
+  }
+  if (out.direct) return errors_.size() == errors_before;
+  const toml::array* upstreams = r.array("upstreams", /*required=*/true);
+  if (!upstreams) return false;
+  std::string upstreams_path = r.path_of("upstreams");
+  if (upstreams->empty()) {
+    fail(upstreams_path, "empty upstream list: a route needs at least one upstream");
+    return false;
+  }
+  for (size_t i = 0; i < upstreams->size(); ++i) {
+    const toml::node& node = *upstreams->get(i);
+    std::string upstream_path = element(upstreams_path, i);
+    const toml::table* upstream = node.as_table();
+    if (!upstream) {
+      fail(upstream_path, wrong_type(toml::node_type::table, node));
+      continue;
+    }
+    Upstream parsed;
+    if (parse_upstream(*upstream, upstream_path, proxy_type, parsed)) {
+      out.upstreams.push_back(std::move(parsed));
+    }
+  }
+  // https:// endpoints imply upstream TLS; one route speaks one scheme to all its upstreams.
+  size_t https = 0;
+  for (const Upstream& u : out.upstreams) {
+    https += u.endpoint.kind == Endpoint::Kind::kUri && u.endpoint.uri.scheme == "https";
+  }
+  if (https > 0 && https != out.upstreams.size()) {
+    fail(upstreams_path, "mixes https:// and other upstreams: one route, one scheme");
+  } else if (https > 0 && !out.upstream_tls) {
+    out.upstream_tls.emplace();
+  }
+  if (out.upstream_tls && out.upstream_tls->verify && out.upstream_tls->sni.empty() && https == 0) {
+    fail(r.path_of("upstream_tls"),
+         "verify is on but there is no name to verify: give \"sni\" (or use https:// endpoints)");
+  }
+  return errors_.size() == errors_before && !out.upstreams.empty();
+}
+
+// method = "name" | ["a", "b"]: Thrift method names (non-empty, no spaces).
+void Parser::parse_methods(const toml::node& node, const std::string& path,
+                           std::vector<std::string>& out) {
+  auto add = [&](const toml::node& item, const std::string& item_path) {
+    const auto* text = item.as_string();
+    if (!text) {
+      errors_.add(item_path, wrong_type(toml::node_type::string, item));
+    } else if (text->get().empty() || text->get().find_first_of(" \t\r\n") != std::string::npos) {
+      errors_.add(item_path, "'" + text->get() + "' is not a method name");
+    } else {
+      out.push_back(text->get());
+    }
+  };
+  if (const toml::array* list = node.as_array()) {
+    if (list->empty()) errors_.add(path, "an empty method list matches nothing");
+    for (size_t i = 0; i < list->size(); ++i) add(*list->get(i), element(path, i));
+  } else {
+    add(node, path);
+  }
+}
+
+void Parser::parse_header_rewrite(const toml::table& table, const std::string& path,
+                                  HeaderRewrite& out) {
+  TableReader r(errors_, table, path, {"add", "remove"});
+  if (const toml::table* add = r.table("add")) {
+    for (auto&& [key, node] : *add) {
+      std::string field_path = child(r.path_of("add"), key.str());
+      const auto* value = node.as_string();
+      if (!value) {
+        errors_.add(field_path, wrong_type(toml::node_type::string, node));
+      } else if (!valid_header_name(key.str()) || !valid_header_value(value->get())) {
+        errors_.add(field_path, "not a valid header field");
+      } else {
+        out.add.emplace_back(std::string(key.str()), value->get());
+      }
+    }
+  }
+  if (const toml::array* remove = r.array("remove")) {
+    for (size_t i = 0; i < remove->size(); ++i) {
+      const auto* name = remove->get(i)->as_string();
+      if (!name || !valid_header_name(name->get())) {
+        errors_.add(element(r.path_of("remove"), i), "expected a header field name");
+      } else {
+        out.remove.push_back(name->get());
+      }
+    }
+  }
+}
+
+bool Parser::parse_direct_response(const toml::table& table, const std::string& path,
+                                   DirectResponse& out) {
+  TableReader r(errors_, table, path, {"status", "body", "headers"});
+  size_t errors_before = errors_.size();
+  if (auto status = r.integer("status", 100, 599)) out.status = static_cast<int>(*status);
+  if (auto body = r.string("body")) out.body = *body;
+  if (const toml::table* headers = r.table("headers")) {
+    for (auto&& [key, node] : *headers) {
+      std::string header_path = child(r.path_of("headers"), key.str());
+      const auto* value = node.as_string();
+      if (!value) {
+        errors_.add(header_path, wrong_type(toml::node_type::string, node));
+      } else if (!valid_header_name(key.str()) || !valid_header_value(value->get())) {
+        errors_.add(header_path, "not a valid header field");
+      } else {
+        out.headers.emplace_back(std::string(key.str()), value->get());
+      }
+    }
+  }
+  return errors_.size() == errors_before;
+}
+
+bool Parser::parse_upstream(const toml::table& table, const std::string& path, ProxyType proxy_type,
+                            Upstream& out) {
+  TableReader r(errors_, table, path, {"endpoint", "weight"});
+  bool ok = true;
+  if (r.has("weight")) {
+    if (auto n = r.integer("weight", 1, kMaxInt32)) {
+      out.weight = static_cast<uint32_t>(*n);
+    } else {
+      ok = false;
+    }
+  }
+  const toml::table* endpoint = r.table("endpoint", /*required=*/true);
+  if (!endpoint) return false;
+  return parse_endpoint(*endpoint, r.path_of("endpoint"), proxy_type, out.endpoint) && ok;
+}
+
+bool Parser::parse_endpoint(const toml::table& table, const std::string& path, ProxyType proxy_type,
+                            Endpoint& out) {
+  TableReader r(errors_, table, path, {"type", "value"});
+  auto type = r.string("type", /*required=*/true);
+  auto value = r.string("value", /*required=*/true);
+  if (!type || !value) return false;
+  if (*type == "socket") {
+    out.kind = Endpoint::Kind::kSocket;
+    auto address = parse_ip_address(*value, r.path_of("value"), "endpoint");
+    if (!address) return false;
+    if (address->port() == 0) {
+      errors_.add(r.path_of("value"), fmt::format("port 0 in upstream address '{}'", *value));
+      return false;
+    }
+    out.address = *address;
+    return true;
+  }
+  if (*type == "unix") {
+    out.kind = Endpoint::Kind::kUnix;
+    auto address = parse_unix_address(*value, r.path_of("value"));
+    if (!address) return false;
+    out.address = *address;
+    return true;
+  }
+  if (*type == "uri") {
+    if (proxy_type == ProxyType::kTcp) {
+      errors_.add(r.path_of("type"),
+                  "a tcp upstream is a \"socket\" or \"unix\" endpoint, not a \"uri\"");
+      return false;
+    }
+    out.kind = Endpoint::Kind::kUri;
+    auto uri = parse_uri(*value);
+    if (!uri) {
+      errors_.add(r.path_of("value"), uri.error().message());
+      return false;
+    }
+    out.uri = std::move(*uri);
+    return true;
+  }
+  errors_.add(r.path_of("type"), fmt::format("unknown endpoint type '{}': expected one of {}",
+                                             *type, quoted_list({"socket", "unix", "uri"})));
+  return false;
+}
+
+// matchit route syntax: "/", "/a/b", "/u/{id}", "/files/{*rest}" (catch-all: last segment
+// only). "{{" and "}}" are literal braces. Monolake's older "/*rest" becomes "/{*rest}".
+Result<std::string> Parser::normalise_route_path(std::string_view path) {
+  auto bad = [&](std::string_view why) {
+    return Error(ErrorCode::kInvalidArgument, fmt::format("bad route path '{}': {}", path, why));
+  };
+  if (path.empty() || path.front() != '/') return bad("it must start with '/'");
+  std::string out;
+  size_t i = 0;
+  while (i < path.size()) {
+    char c = path[i];
+    bool segment_start = i > 0 && path[i - 1] == '/';
+    if (c == '*' && segment_start) {
+      // Older catch-all spelling: the rest of the path must be the name.
+      std::string_view name = path.substr(i + 1);
+      if (name.empty() || name.find_first_of("/{}*") != std::string_view::npos) {
+        return bad("a catch-all '*name' must be the whole last segment");
+      }
+      out += fmt::format("{{*{}}}", name);
+      break;
+    }
+    if (c == '{' || c == '}') {
+      if (i + 1 < path.size() && path[i + 1] == c) {  // escaped literal brace
+        out += path.substr(i, 2);
+        i += 2;
+        continue;
+      }
+      if (c == '}') return bad("unmatched '}' (write '}}' for a literal brace)");
+      size_t close = path.find('}', i);
+      if (close == std::string_view::npos) return bad("unclosed '{'");
+      std::string_view name = path.substr(i + 1, close - i - 1);
+      bool catch_all = !name.empty() && name.front() == '*';
+      if (catch_all) name.remove_prefix(1);
+      if (name.empty()) return bad("a parameter needs a name: {name} or {*name}");
+      if (name.find_first_of("{/*") != std::string_view::npos) {
+        return bad(fmt::format("bad parameter name '{}'", name));
+      }
+      if (catch_all && (!segment_start || close + 1 != path.size())) {
+        return bad("a catch-all {*name} must be the whole last segment");
+      }
+      // One parameter per segment.
+      size_t segment_begin = path.rfind('/', i);
+      size_t segment_end = path.find('/', close);
+      std::string_view segment = path.substr(segment_begin, segment_end - segment_begin);
+      size_t params = 0;
+      for (size_t j = 0; j < segment.size(); ++j) {
+        if (segment[j] == '{' && (j + 1 >= segment.size() || segment[j + 1] != '{')) ++params;
+        if (segment[j] == '{' && j + 1 < segment.size() && segment[j + 1] == '{') ++j;
+      }
+      if (params > 1) return bad("only one parameter per segment");
+      out += path.substr(i, close - i + 1);
+      i = close + 1;
+      continue;
+    }
+    out += c;
+    ++i;
+  }
+  return out;
+}
+
+Result<Uri> Parser::parse_uri(std::string_view text) {
+  auto bad = [&](std::string_view why) {
+    return Error(ErrorCode::kInvalidArgument, fmt::format("bad uri '{}': {}", text, why));
+  };
+  Uri uri;
+  uri.text = std::string(text);
+  std::string_view rest;
+  if (text.rfind("http://", 0) == 0) {
+    uri.scheme = "http";
+    uri.port = 80;
+    rest = text.substr(7);
+  } else if (text.rfind("https://", 0) == 0) {
+    uri.scheme = "https";
+    uri.port = 443;
+    rest = text.substr(8);
+  } else {
+    return bad("expected http:// or https://");
+  }
+  size_t authority_end = rest.find_first_of("/?#");
+  std::string_view authority = rest.substr(0, authority_end);
+  std::string_view tail =
+      authority_end == std::string_view::npos ? std::string_view() : rest.substr(authority_end);
+  if (authority.find('@') != std::string_view::npos) return bad("user info is not supported");
+  std::string_view host = authority;
+  std::string_view port;
+  if (!authority.empty() && authority.front() == '[') {
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) return bad("unclosed '[' in the host");
+    host = authority.substr(1, close - 1);
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return bad("junk after the IPv6 host");
+      port = after.substr(1);
+      if (port.empty()) return bad("empty port");
+    }
+  } else if (size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+    if (port.empty()) return bad("empty port");
+  }
+  if (host.empty()) return bad("no host");
+  for (char c : host) {
+    if (c == ' ' || c == '\t' || c == '/' || c == '[' || c == ']') return bad("bad host");
+  }
+  if (!port.empty()) {
+    uint32_t value = 0;
+    for (char c : port) {
+      if (c < '0' || c > '9') return bad("the port is not a number");
+      value = value * 10 + static_cast<uint32_t>(c - '0');
+      if (value > 65535) return bad("the port is out of range");
+    }
+    if (value == 0) return bad("port 0");
+    uri.port = static_cast<uint16_t>(value);
+  }
+  uri.host = std::string(host);
+  if (tail.empty() || tail.front() == '#') {
+    uri.path = "/";
+  } else if (tail.front() == '?') {
+    uri.path = "/" + std::string(tail.substr(0, tail.find('#')));
+  } else {
+    uri.path = std::string(tail.substr(0, tail.find('#')));
+  }
+  return uri;
+}
+
+}  // namespace monolake::proxy::config::internal
