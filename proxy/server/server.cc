@@ -1,11 +1,6 @@
 #include "proxy/server/server.h"
 
 #include <fcntl.h>
-#include <grp.h>
-#include <netdb.h>
-#include <pwd.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +8,11 @@
 #include <optional>
 
 #include "base/log.h"
+#include "proxy/server/internal/errors.h"
+#include "proxy/server/internal/process.h"
+#include "proxy/server/internal/resolve.h"
+#include "proxy/server/internal/service_set.h"
+#include "proxy/server/internal/worker.h"
 #include "proxy/service/update.h"
 #include "runtime/runtime.h"
 #include "runtime/time.h"
@@ -21,213 +21,18 @@
 namespace monolake::proxy::server {
 
 using namespace std::chrono_literals;
+using internal::config_error;
+using internal::drop_privileges;
+using internal::raise_open_files;
+using internal::resolve_uri_endpoints;
+using internal::server_path;
+using internal::ServiceSetFactory;
 
 namespace {
 
-// "FILE: KEY.PATH: reason", the configuration's error format.
-Error config_error(const config::Config& config, const std::string& key_path,
-                   const std::string& reason) {
-  return Error(ErrorCode::kInvalidArgument, config.source + ": " + key_path + ": " + reason);
-}
-
-std::string server_path(const config::ServerConfig& server) { return "servers." + server.key; }
-
-template <class T>
-Result<void> assign(Result<T> made, T& to) {
-  if (!made) return std::move(made).error();
-  to = std::move(*made);
-  return ok();
-}
-
-// Builds each server's chain from the previous generation of its layers (scope "servers.KEY").
-class ServiceSetFactory final : public Factory<ServiceSet> {
- public:
-  struct Server {
-    std::string name;  // for the counters kept beside the chain
-    std::optional<l4::L4Stack> l4;
-    std::optional<http::HttpStack> http;
-    std::optional<thrift::ThriftStack> thrift;
-    http::ConnectionOptions http_connection;
-    thrift::ConnectionOptions thrift_connection;
-  };
-  std::map<std::string, Server> servers;
-
-  Result<std::shared_ptr<ServiceSet>> make_from(
-      const std::shared_ptr<ServiceSet>& previous) const override {
-    auto set = std::make_shared<ServiceSet>();
-    const Generation* before = previous ? &previous->generation : nullptr;
-    for (const auto& [key, server] : servers) {
-      const Build build(before, set->generation, "servers." + key);
-      ServerEntry entry;
-      entry.http_connection = server.http_connection;
-      entry.thrift_connection = server.thrift_connection;
-      Result<void> built = ok();
-      if (server.l4) {
-        built = assign(server.l4->make(build), entry.l4);
-      } else if (server.thrift) {
-        built = assign(server.thrift->make(build), entry.thrift);
-      } else {
-        built = assign(server.http->make(build), entry.http);
-        entry.http_stats = http::http_server_stats(build, server.name);
-      }
-      if (!built) {
-        const Error& e = built.error();
-        return Error(e.code(),
-                     e.message().rfind("servers.", 0) == 0 ? e.message()
-                                                           : "servers." + key + ": " + e.message(),
-                     e.sys_errno());
-      }
-      set->servers.emplace(key, std::move(entry));
-    }
-    return set;
-  }
-};
-
-// One listening socket per worker: SO_REUSEPORT sockets for TCP (the kernel spreads new
-// connections across them), or one Unix socket dup'ed for each worker.
-Result<std::vector<transport::Listener>> bind_per_worker(const transport::SocketAddress& address,
-                                                         size_t workers) {
-  std::vector<transport::Listener> out;
-  transport::ListenOptions options;
-  if (address.is_unix()) {
-    Result<transport::Listener> first = transport::Listener::bind(address, options);
-    if (!first) return std::move(first).error();
-    for (size_t i = 1; i < workers; ++i) {
-      const int fd = ::fcntl(first->fd(), F_DUPFD_CLOEXEC, 0);
-      if (fd < 0) return Error::from_errno(errno, "dup " + address.to_string());
-      Result<transport::Listener> copy = transport::Listener::adopt(fd);
-      if (!copy) {
-        ::close(fd);
-        return std::move(copy).error();
-      }
-      out.push_back(std::move(*copy));
-    }
-    out.insert(out.begin(), std::move(*first));
-    return out;
-  }
-  options.reuse_port = true;
-  for (size_t i = 0; i < workers; ++i) {
-    Result<transport::Listener> listener = transport::Listener::bind(address, options);
-    if (!listener) return std::move(listener).error();
-    out.push_back(std::move(*listener));
-  }
-  return out;
-}
-
-Result<void> raise_open_files(const config::Config& config, uint64_t wanted) {
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return Error::from_errno(errno, "getrlimit");
-  if (limit.rlim_cur >= wanted) return ok();
-  rlimit raised = limit;
-  raised.rlim_cur = wanted;
-  if (raised.rlim_max < wanted) raised.rlim_max = wanted;
-  if (::setrlimit(RLIMIT_NOFILE, &raised) != 0) {
-    const int err = errno;
-    return config_error(config, "runtime.max_open_files",
-                        fmt::format("cannot raise the open-file limit to {} (now {}, hard limit "
-                                    "{}): {}",
-                                    wanted, limit.rlim_cur, limit.rlim_max, std::strerror(err)));
-  }
-  ML_LOG(kInfo, "open-file limit raised from {} to {}", limit.rlim_cur, wanted);
-  return ok();
-}
-
-// After binding: become `user` (and its groups). Must run before the worker threads exist so
-// that every thread, and every io_uring instance they create, has the new credentials.
-Result<void> drop_privileges(const config::Config& config, const std::string& user) {
-  errno = 0;
-  const passwd* pw = ::getpwnam(user.c_str());
-  if (!pw) return config_error(config, "runtime.user", "no such user \"" + user + "\"");
-  if (::geteuid() != 0) {
-    if (pw->pw_uid == ::geteuid()) return ok();  // already that user
-    return config_error(config, "runtime.user",
-                        "cannot switch to \"" + user + "\": not started as root");
-  }
-  if (::initgroups(pw->pw_name, pw->pw_gid) != 0 || ::setgid(pw->pw_gid) != 0 ||
-      ::setuid(pw->pw_uid) != 0) {
-    return config_error(config, "runtime.user",
-                        "cannot switch to \"" + user + "\": " + std::strerror(errno));
-  }
-  if (::setuid(0) == 0) {
-    return config_error(config, "runtime.user", "privileges could not be dropped");
-  }
-  ML_LOG(kInfo, "running as user {} (uid {})", user, pw->pw_uid);
-  return ok();
-}
-
 Task<void> nothing_first() { co_return; }
 
-// http upstreams given as `uri` get their address here, on the control thread: an IP literal
-// as is, a host name through the system resolver (once per load; never on a worker).
-Result<void> resolve_uri_endpoints(const config::Config& config, config::ServerConfig& server,
-                                   std::string* fingerprint) {
-  for (size_t r = 0; r < server.routes.size(); ++r) {
-    for (size_t u = 0; u < server.routes[r].upstreams.size(); ++u) {
-      config::Endpoint& endpoint = server.routes[r].upstreams[u].endpoint;
-      if (endpoint.kind != config::Endpoint::Kind::kUri) continue;
-      const std::string key =
-          fmt::format("{}.routes[{}].upstreams[{}].endpoint", server_path(server), r, u);
-      const config::Uri& uri = endpoint.uri;
-      if (uri.scheme != "http" && uri.scheme != "https") {
-        return config_error(config, key, "\"" + uri.scheme + "\" upstreams are not supported");
-      }
-      const bool v6 = uri.host.find(':') != std::string::npos;
-      auto literal = transport::SocketAddress::parse((v6 ? "[" + uri.host + "]" : uri.host) + ":" +
-                                                     std::to_string(uri.port));
-      if (literal) {
-        endpoint.address = *literal;
-        continue;
-      }
-      addrinfo hints{};
-      hints.ai_socktype = SOCK_STREAM;
-      addrinfo* found = nullptr;
-      const int rc =
-          ::getaddrinfo(uri.host.c_str(), std::to_string(uri.port).c_str(), &hints, &found);
-      if (rc != 0 || !found) {
-        return config_error(config, key,
-                            "cannot resolve \"" + uri.host + "\": " + gai_strerror(rc));
-      }
-      endpoint.address = transport::SocketAddress::from_sockaddr(found->ai_addr, found->ai_addrlen);
-      ::freeaddrinfo(found);
-      if (fingerprint) {
-        *fingerprint +=
-            uri.host + ":" + std::to_string(uri.port) + "=" + endpoint.address.to_string() + " ";
-      }
-    }
-  }
-  return ok();
-}
-
 }  // namespace
-
-// --- Worker state --------------------------------------------------------------------------
-
-// Touched only on the worker's own thread (through pool_->post and update_all).
-struct WorkerState {
-  struct Accepting {
-    std::string server_key;  // whose chain serves this listener's connections (may change)
-    std::shared_ptr<ListenerShared> shared;
-    std::vector<runtime::JoinHandle<void>> loops;  // one per socket this worker accepts on
-  };
-  Slot<ServiceSet> slot;
-  std::map<std::string, std::shared_ptr<Accepting>> accepting;  // by listener address
-  bool draining = false;  // HTTP connections end after their current response
-
-  void stop_accepting(const std::string& address) {
-    auto it = accepting.find(address);
-    if (it == accepting.end()) return;
-    for (auto& loop : it->second->loops) loop.cancel();  // each loop closes its socket as it ends
-    accepting.erase(it);
-  }
-};
-
-// The worker's current entry for a server (nullptr if the server is gone).
-static const ServerEntry* entry_of(const WorkerState& worker, const std::string& key) {
-  const std::shared_ptr<ServiceSet>& services = worker.slot.current();
-  if (!services) return nullptr;
-  auto it = services->servers.find(key);
-  return it == services->servers.end() ? nullptr : &it->second;
-}
 
 // Plan of a configuration change, made on the control thread before anything changes.
 struct Proxy::Plan {
@@ -242,92 +47,6 @@ struct Proxy::Plan {
   std::map<std::string, std::shared_ptr<ListenerShared>> served;  // the listeners afterwards
   std::map<std::string, size_t> max_connections;                  // address -> limit
 };
-
-namespace {
-
-// Releases the open-connection count (incremented by dispatch()) however a connection task ends.
-struct OpenConnection {
-  ListenerShared* shared;
-  ~OpenConnection() { shared->active.fetch_sub(1, std::memory_order_relaxed); }
-};
-
-// Serves one accepted connection with the chain it started with. The open-connection count
-// (incremented by the accept loop) is released however the task ends.
-Task<void> serve_connection(std::shared_ptr<l4::L4Service> chain, l4::Connection connection,
-                            std::shared_ptr<ListenerShared> shared) {
-  const OpenConnection counted{shared.get()};
-  (void)co_await chain->call(std::move(connection));
-}
-
-// Counts an HTTP/2 connection that has ended in the server's /stats.
-void count_h2(WorkerState* worker, const std::string& key,
-              const monolake::http::h2::ServeStats& served) {
-  const ServerEntry* current = entry_of(*worker, key);
-  if (!current || !current->http_stats) return;
-  current->http_stats->h2_connections.add();
-  current->http_stats->h2_streams.add(served.streams);
-  if (served.abuse) current->http_stats->h2_abuse_closed.add();
-}
-
-// Serves one HTTP connection (proxy/http/connection.h), each request on the worker's *current*
-// chain for the server. `options` is a copy: the task starts a loop turn later, and a reload in
-// between may free the ServiceSet it came from.
-Task<void> serve_http_connection(transport::Stream stream, transport::SocketAddress peer,
-                                 http::ConnectionOptions options, WorkerState* worker,
-                                 std::string key, std::shared_ptr<ListenerShared> shared) {
-  const OpenConnection counted{shared.get()};
-  http::ChainSource chains = [worker, key]() -> std::shared_ptr<http::HttpService> {
-    const ServerEntry* current = entry_of(*worker, key);
-    return current ? current->http : nullptr;
-  };
-  http::H2Served h2_served = [worker, key](const monolake::http::h2::ServeStats& served) {
-    count_h2(worker, key, served);
-  };
-  co_await http::serve_connection(std::move(stream), std::move(peer), std::move(options),
-                                  &worker->draining, std::move(chains), std::move(h2_served));
-}
-
-// Serves one Thrift connection (proxy/thrift/connection.h): each call goes to the worker's
-// *current* chain for the server, so a reload applies from the next call.
-Task<void> serve_thrift_connection(transport::Stream stream, transport::SocketAddress peer,
-                                   thrift::ConnectionOptions options, WorkerState* worker,
-                                   std::string key, std::shared_ptr<ListenerShared> shared) {
-  const OpenConnection counted{shared.get()};
-  transport::ByteStreamOf<transport::Stream> bytes(std::move(stream));
-  thrift::ChainSource chains = [worker, key]() -> std::shared_ptr<thrift::ThriftService> {
-    const ServerEntry* current = entry_of(*worker, key);
-    if (!current) return nullptr;
-    return current->thrift;
-  };
-  co_await thrift::serve_connection(bytes, peer.to_string(), options, std::move(chains));
-}
-
-// Waits before the next accept after EMFILE/ENFILE: 10 ms doubling to 1 s, so a process out of
-// descriptors neither spins nor stops serving when descriptors free up.
-struct AcceptBackoff {
-  std::chrono::milliseconds delay{0};
-  runtime::TimePoint last_warning{};
-
-  std::chrono::milliseconds next(const std::string& address, const Error& error) {
-    delay = std::clamp(delay * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
-    const runtime::TimePoint now = runtime::Runtime::current()->now();
-    if (now - last_warning >= 1s) {
-      last_warning = now;
-      ML_LOG(kWarn, "accept on {}: {}; pausing accepts for {} ms", address, error.to_string(),
-             delay.count());
-    }
-    return delay;
-  }
-  void reset() { delay = std::chrono::milliseconds(0); }
-};
-
-}  // namespace
-
-static Task<void> accept_loop(transport::Listener listener, std::string address,
-                              WorkerState* worker,
-                              std::shared_ptr<WorkerState::Accepting> accepting);
-
-// --- Proxy ---------------------------------------------------------------------------------
 
 Result<void> check_supported(const config::Config& config) {
   std::string problems;
@@ -550,70 +269,6 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
   return plan;
 }
 
-ListenerShared::~ListenerShared() { close_handover(); }
-
-void ListenerShared::close_handover() {
-  for (int fd : handover_fds) ::close(fd);
-  handover_fds.clear();
-}
-
-namespace {
-int dup_fd(int fd) { return ::fcntl(fd, F_DUPFD_CLOEXEC, 0); }
-}  // namespace
-
-// The sockets each worker accepts on for a new address: the ones inherited from the process
-// being replaced when it had this address (distributed over the workers), else freshly bound.
-// `shared.handover_fds` gets a duplicate of each socket for a later upgrade.
-Result<std::vector<std::vector<transport::Listener>>> Proxy::listeners_for(
-    const std::string& address, const transport::SocketAddress& socket_address,
-    ListenerShared& shared) {
-  const size_t workers = worker_states_.size();
-  std::vector<std::vector<transport::Listener>> per_worker(workers);
-  auto inherited = inherited_.sockets.find(address);
-  if (inherited != inherited_.sockets.end() && !inherited->second.empty()) {
-    std::vector<int> fds = std::move(inherited->second);
-    inherited_.sockets.erase(inherited);
-    // Every inherited socket gets a worker (several per worker when there are more sockets
-    // than workers), and every worker a socket (shared when there are fewer).
-    for (size_t n = 0; n < std::max(fds.size(), workers); ++n) {
-      const int fd = dup_fd(fds[n % fds.size()]);
-      if (fd < 0) return Error::from_errno(errno, "dup inherited " + address);
-      Result<transport::Listener> listener = transport::Listener::adopt(fd);
-      if (!listener) {
-        ::close(fd);
-        return std::move(listener).error();
-      }
-      per_worker[n % workers].push_back(std::move(*listener));
-    }
-    shared.handover_fds = std::move(fds);
-    return per_worker;
-  }
-  Result<std::vector<transport::Listener>> bound = bind_per_worker(socket_address, workers);
-  if (!bound) return std::move(bound).error();
-  for (size_t i = 0; i < workers; ++i) {
-    const int fd = dup_fd((*bound)[i].fd());
-    if (fd < 0) return Error::from_errno(errno, "dup " + address);
-    // A Unix listener is one socket dup'ed per worker: hand it over once.
-    if (!socket_address.is_unix() || i == 0)
-      shared.handover_fds.push_back(fd);
-    else
-      ::close(fd);
-    per_worker[i].push_back(std::move((*bound)[i]));
-  }
-  return per_worker;
-}
-
-Handover Proxy::handover() {
-  Handover out;
-  for (const auto& [address, shared] : listeners_) {
-    std::vector<int>& fds = out.sockets[address];
-    for (int fd : shared->handover_fds) fds.push_back(fd);  // borrowed: sent, not closed
-  }
-  out.ticket_keys = ticket_keys_->export_keys();
-  handed_over_ = true;
-  return out;
-}
-
 Result<void> Proxy::commit(Plan& plan) {
   for (const auto& [address, limit] : plan.max_connections) {
     plan.served[address]->max_connections.store(limit, std::memory_order_relaxed);
@@ -708,72 +363,6 @@ size_t Proxy::open_connections() const {
 
 void Proxy::stop() {
   if (pool_) pool_->stop();
-}
-
-// --- accept loop ---------------------------------------------------------------------------
-
-// Hands one accepted connection to the worker's current chain for the listener's server.
-static void dispatch(transport::Stream stream, WorkerState* worker,
-                     const std::shared_ptr<WorkerState::Accepting>& accepting) {
-  const ServerEntry* entry = entry_of(*worker, accepting->server_key);
-  if (!entry) return;  // no chain for this listener (cannot happen): the stream closes
-  transport::SocketAddress peer = stream.peer_address().value_or(transport::SocketAddress());
-  accepting->shared->active.fetch_add(1, std::memory_order_relaxed);
-  if (entry->thrift) {
-    runtime::spawn(serve_thrift_connection(std::move(stream), std::move(peer),
-                                           entry->thrift_connection, worker, accepting->server_key,
-                                           accepting->shared));
-    return;
-  }
-  if (entry->l4) {
-    l4::Connection connection;
-    connection.peer = std::move(peer);
-    connection.stream = std::move(stream);
-    runtime::spawn(serve_connection(entry->l4, std::move(connection), accepting->shared));
-  } else {
-    runtime::spawn(serve_http_connection(std::move(stream), std::move(peer), entry->http_connection,
-                                         worker, accepting->server_key, accepting->shared));
-  }
-}
-
-static Task<void> finish_listener(transport::Listener listener, WorkerState* worker,
-                                  std::shared_ptr<WorkerState::Accepting> accepting) {
-  for (transport::Stream& stream : co_await listener.stop_accepting()) {
-    dispatch(std::move(stream), worker, accepting);
-  }
-}
-
-// Accepts on one worker's socket for one listener until cancelled (the socket closes with it;
-// connections the kernel already accepted for it are served, not reset). The connection takes
-// the worker's current chain of the listener's server.
-static Task<void> accept_loop(transport::Listener listener, std::string address,
-                              WorkerState* worker,
-                              std::shared_ptr<WorkerState::Accepting> accepting) {
-  ListenerShared& shared = *accepting->shared;
-  AcceptBackoff backoff;
-  while (true) {
-    // At max_connections, leave new connections in the kernel's accept queue until one ends.
-    while (shared.active.load(std::memory_order_relaxed) >=
-           shared.max_connections.load(std::memory_order_relaxed)) {
-      if (!co_await runtime::sleep(10ms)) break;
-    }
-    Result<transport::Stream> accepted = co_await listener.accept();
-    if (!accepted) {
-      const Error& e = accepted.error();
-      if (e.code() == ErrorCode::kCancelled) break;
-      const auto delay = e.code() == ErrorCode::kLimitExceeded ? backoff.next(address, e) : 10ms;
-      if (e.code() != ErrorCode::kLimitExceeded) {
-        ML_LOG(kWarn, "accept on {}: {}", address, e.to_string());
-      }
-      if (!co_await runtime::sleep(delay)) break;
-      continue;
-    }
-    backoff.reset();
-    dispatch(std::move(*accepted), worker, accepting);
-  }
-  // This task is cancelled: a fresh one waits for the multishot accept's last completion and
-  // serves whatever the kernel accepted meanwhile (so nothing is reset at exit).
-  runtime::spawn(finish_listener(std::move(listener), worker, accepting));
 }
 
 }  // namespace monolake::proxy::server

@@ -1,0 +1,153 @@
+#include <algorithm>
+#include <chrono>
+
+#include "base/log.h"
+#include "proxy/server/internal/worker.h"
+#include "runtime/runtime.h"
+#include "runtime/time.h"
+
+namespace monolake::proxy::server {
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// Releases the open-connection count (incremented by dispatch()) however a connection task ends.
+struct OpenConnection {
+  ListenerShared* shared;
+  ~OpenConnection() { shared->active.fetch_sub(1, std::memory_order_relaxed); }
+};
+
+// Serves one accepted connection with the chain it started with. The open-connection count
+// (incremented by the accept loop) is released however the task ends.
+Task<void> serve_connection(std::shared_ptr<l4::L4Service> chain, l4::Connection connection,
+                            std::shared_ptr<ListenerShared> shared) {
+  const OpenConnection counted{shared.get()};
+  (void)co_await chain->call(std::move(connection));
+}
+
+// Counts an HTTP/2 connection that has ended in the server's /stats.
+void count_h2(WorkerState* worker, const std::string& key,
+              const monolake::http::h2::ServeStats& served) {
+  const ServerEntry* current = entry_of(*worker, key);
+  if (!current || !current->http_stats) return;
+  current->http_stats->h2_connections.add();
+  current->http_stats->h2_streams.add(served.streams);
+  if (served.abuse) current->http_stats->h2_abuse_closed.add();
+}
+
+// Serves one HTTP connection (proxy/http/connection.h), each request on the worker's *current*
+// chain for the server. `options` is a copy: the task starts a loop turn later, and a reload in
+// between may free the ServiceSet it came from.
+Task<void> serve_http_connection(transport::Stream stream, transport::SocketAddress peer,
+                                 http::ConnectionOptions options, WorkerState* worker,
+                                 std::string key, std::shared_ptr<ListenerShared> shared) {
+  const OpenConnection counted{shared.get()};
+  http::ChainSource chains = [worker, key]() -> std::shared_ptr<http::HttpService> {
+    const ServerEntry* current = entry_of(*worker, key);
+    return current ? current->http : nullptr;
+  };
+  http::H2Served h2_served = [worker, key](const monolake::http::h2::ServeStats& served) {
+    count_h2(worker, key, served);
+  };
+  co_await http::serve_connection(std::move(stream), std::move(peer), std::move(options),
+                                  &worker->draining, std::move(chains), std::move(h2_served));
+}
+
+// Serves one Thrift connection (proxy/thrift/connection.h): each call goes to the worker's
+// *current* chain for the server, so a reload applies from the next call.
+Task<void> serve_thrift_connection(transport::Stream stream, transport::SocketAddress peer,
+                                   thrift::ConnectionOptions options, WorkerState* worker,
+                                   std::string key, std::shared_ptr<ListenerShared> shared) {
+  const OpenConnection counted{shared.get()};
+  transport::ByteStreamOf<transport::Stream> bytes(std::move(stream));
+  thrift::ChainSource chains = [worker, key]() -> std::shared_ptr<thrift::ThriftService> {
+    const ServerEntry* current = entry_of(*worker, key);
+    if (!current) return nullptr;
+    return current->thrift;
+  };
+  co_await thrift::serve_connection(bytes, peer.to_string(), options, std::move(chains));
+}
+
+// Waits before the next accept after EMFILE/ENFILE: 10 ms doubling to 1 s, so a process out of
+// descriptors neither spins nor stops serving when descriptors free up.
+struct AcceptBackoff {
+  std::chrono::milliseconds delay{0};
+  runtime::TimePoint last_warning{};
+
+  std::chrono::milliseconds next(const std::string& address, const Error& error) {
+    delay = std::clamp(delay * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+    const runtime::TimePoint now = runtime::Runtime::current()->now();
+    if (now - last_warning >= 1s) {
+      last_warning = now;
+      ML_LOG(kWarn, "accept on {}: {}; pausing accepts for {} ms", address, error.to_string(),
+             delay.count());
+    }
+    return delay;
+  }
+  void reset() { delay = std::chrono::milliseconds(0); }
+};
+
+// Hands one accepted connection to the worker's current chain for the listener's server.
+void dispatch(transport::Stream stream, WorkerState* worker,
+              const std::shared_ptr<WorkerState::Accepting>& accepting) {
+  const ServerEntry* entry = entry_of(*worker, accepting->server_key);
+  if (!entry) return;  // no chain for this listener (cannot happen): the stream closes
+  transport::SocketAddress peer = stream.peer_address().value_or(transport::SocketAddress());
+  accepting->shared->active.fetch_add(1, std::memory_order_relaxed);
+  if (entry->thrift) {
+    runtime::spawn(serve_thrift_connection(std::move(stream), std::move(peer),
+                                           entry->thrift_connection, worker, accepting->server_key,
+                                           accepting->shared));
+    return;
+  }
+  if (entry->l4) {
+    l4::Connection connection;
+    connection.peer = std::move(peer);
+    connection.stream = std::move(stream);
+    runtime::spawn(serve_connection(entry->l4, std::move(connection), accepting->shared));
+  } else {
+    runtime::spawn(serve_http_connection(std::move(stream), std::move(peer), entry->http_connection,
+                                         worker, accepting->server_key, accepting->shared));
+  }
+}
+
+Task<void> finish_listener(transport::Listener listener, WorkerState* worker,
+                           std::shared_ptr<WorkerState::Accepting> accepting) {
+  for (transport::Stream& stream : co_await listener.stop_accepting()) {
+    dispatch(std::move(stream), worker, accepting);
+  }
+}
+
+}  // namespace
+
+Task<void> accept_loop(transport::Listener listener, std::string address, WorkerState* worker,
+                       std::shared_ptr<WorkerState::Accepting> accepting) {
+  ListenerShared& shared = *accepting->shared;
+  AcceptBackoff backoff;
+  while (true) {
+    // At max_connections, leave new connections in the kernel's accept queue until one ends.
+    while (shared.active.load(std::memory_order_relaxed) >=
+           shared.max_connections.load(std::memory_order_relaxed)) {
+      if (!co_await runtime::sleep(10ms)) break;
+    }
+    Result<transport::Stream> accepted = co_await listener.accept();
+    if (!accepted) {
+      const Error& e = accepted.error();
+      if (e.code() == ErrorCode::kCancelled) break;
+      const auto delay = e.code() == ErrorCode::kLimitExceeded ? backoff.next(address, e) : 10ms;
+      if (e.code() != ErrorCode::kLimitExceeded) {
+        ML_LOG(kWarn, "accept on {}: {}", address, e.to_string());
+      }
+      if (!co_await runtime::sleep(delay)) break;
+      continue;
+    }
+    backoff.reset();
+    dispatch(std::move(*accepted), worker, accepting);
+  }
+  // This task is cancelled: a fresh one waits for the multishot accept's last completion and
+  // serves whatever the kernel accepted meanwhile (so nothing is reset at exit).
+  runtime::spawn(finish_listener(std::move(listener), worker, accepting));
+}
+
+}  // namespace monolake::proxy::server

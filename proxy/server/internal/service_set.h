@@ -1,0 +1,67 @@
+// Builds a worker's ServiceSet: every server's chain from its stack, each layer taking over its
+// own previous generation (scope "servers.KEY"). Made on the control thread, run on each worker
+// by the two-phase update. Private to //proxy/server.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "proxy/server/server.h"
+#include "proxy/service/service.h"
+
+namespace monolake::proxy::server::internal {
+
+template <class T>
+Result<void> assign(Result<T> made, T& to) {
+  if (!made) return std::move(made).error();
+  to = std::move(*made);
+  return ok();
+}
+
+// Builds each server's chain from the previous generation of its layers (scope "servers.KEY").
+class ServiceSetFactory final : public Factory<ServiceSet> {
+ public:
+  struct Server {
+    std::string name;  // for the counters kept beside the chain
+    std::optional<l4::L4Stack> l4;
+    std::optional<http::HttpStack> http;
+    std::optional<thrift::ThriftStack> thrift;
+    http::ConnectionOptions http_connection;
+    thrift::ConnectionOptions thrift_connection;
+  };
+  std::map<std::string, Server> servers;
+
+  Result<std::shared_ptr<ServiceSet>> make_from(
+      const std::shared_ptr<ServiceSet>& previous) const override {
+    auto set = std::make_shared<ServiceSet>();
+    const Generation* before = previous ? &previous->generation : nullptr;
+    for (const auto& [key, server] : servers) {
+      const Build build(before, set->generation, "servers." + key);
+      ServerEntry entry;
+      entry.http_connection = server.http_connection;
+      entry.thrift_connection = server.thrift_connection;
+      Result<void> built = ok();
+      if (server.l4) {
+        built = assign(server.l4->make(build), entry.l4);
+      } else if (server.thrift) {
+        built = assign(server.thrift->make(build), entry.thrift);
+      } else {
+        built = assign(server.http->make(build), entry.http);
+        entry.http_stats = http::http_server_stats(build, server.name);
+      }
+      if (!built) {
+        const Error& e = built.error();
+        return Error(e.code(),
+                     e.message().rfind("servers.", 0) == 0 ? e.message()
+                                                           : "servers." + key + ": " + e.message(),
+                     e.sys_errno());
+      }
+      set->servers.emplace(key, std::move(entry));
+    }
+    return set;
+  }
+};
+
+}  // namespace monolake::proxy::server::internal
