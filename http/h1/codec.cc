@@ -450,8 +450,10 @@ ParseStatus ResponseParser::parse(std::string_view input, size_t& consumed,
 namespace {
 
 // chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ) (RFC 9112 7.1.1),
-// with a value a token or a quoted-string; whitespace after the last one is tolerated. `ext` is
-// everything between the chunk size and the CR, already free of CTLs other than HTAB.
+// with a value a token or a quoted-string. `ext` is everything between the chunk size and the
+// CR (it starts with ';' or whitespace), already free of CTLs other than HTAB. Whitespace is
+// BWS only where the grammar puts it: before a ';', and around '='; never at the end, so
+// "5 \r\n" and "5;a=b \r\n" are refused.
 bool valid_chunk_extensions(std::string_view ext) {
   size_t i = 0;
   auto skip_ows = [&] {
@@ -474,13 +476,14 @@ bool valid_chunk_extensions(std::string_view ext) {
     }
     return false;  // unterminated
   };
+  if (ext.empty()) return false;
   for (;;) {
     skip_ows();
-    if (i == ext.size()) return true;
-    if (ext[i] != ';') return false;
+    if (i == ext.size() || ext[i] != ';') return false;
     ++i;
     skip_ows();
     if (!token()) return false;
+    const size_t name_end = i;
     skip_ows();
     if (i < ext.size() && ext[i] == '=') {
       ++i;
@@ -490,7 +493,10 @@ bool valid_chunk_extensions(std::string_view ext) {
       } else if (!token()) {
         return false;
       }
+    } else {
+      i = name_end;  // whitespace after a name is BWS only before '=' or the next ';'
     }
+    if (i == ext.size()) return true;
   }
 }
 

@@ -777,6 +777,40 @@ TEST(ChunkedRejectTest, BadChunkExtensions) {
   }
 }
 
+// RFC 9112 7.1: whitespace on the chunk-size line is BWS, allowed only before a ';' and around
+// '=' inside an extension; never before the size, after it with no extension, or at the end.
+TEST(ChunkedRejectTest, WhitespaceOnTheSizeLineOnlyAsBws) {
+  for (const char* line :
+       {"5 ", "5\t", "5 \t ", " 5", "\t5", " 5;a", "5 ;", "5;a ", "5;a\t", "5;a=b ", "5;a=b\t",
+        "5;a=\"b\" ", "5;a ;b ", "5;a=b ;", "5;a;", "5; ", "5;a =", "5;a= ", "5 ;a=b ; "}) {
+    EXPECT_TRUE(request_rejected(chunked_post(std::string(line) + "\r\nhello\r\n0\r\n\r\n"), 400))
+        << escape(line);
+  }
+  for (const char* line : {"5 ;a=b", "5\t;a=b", "5 \t ;a", "5; a", "5;a ;b", "5;a = b",
+                           "5;a=\"q\" ;b", "5 ; a = \"b c\" ; d"}) {
+    Outcome out;
+    EXPECT_TRUE(request_ok(chunked_post(std::string(line) + "\r\nhello\r\n0\r\n\r\n"), &out))
+        << escape(line);
+  }
+}
+
+// The last chunk is a chunk-size line too: the same whitespace rules, then the trailer section.
+TEST(ChunkedRejectTest, LastChunkLineFollowsTheGrammar) {
+  for (const char* last : {"0 ", "0\t", " 0", "0;", "0;a ", "0;a=b\t", "0 ;", "0;=x", "0x0"}) {
+    EXPECT_TRUE(
+        request_rejected(chunked_post("5\r\nhello\r\n" + std::string(last) + "\r\n\r\n"), 400))
+        << escape(last);
+  }
+  Outcome out;
+  ASSERT_TRUE(request_ok(chunked_post("5\r\nhello\r\n000 ;a = b\r\nT: v\r\n\r\n"), &out));
+  EXPECT_EQ(out.messages[0].trailers.get("t"), "v");
+  // Trailer lines: no obs-fold at the start of the section, nothing after the blank line's CR.
+  EXPECT_TRUE(request_rejected(chunked_post("0\r\n\tX: a\r\n\r\n"), 400));
+  EXPECT_TRUE(request_rejected(chunked_post("0\r\nX: a\x7f\r\n\r\n"), 400));
+  EXPECT_TRUE(request_rejected(chunked_post("0\r\nX: a\r\n \r\n"), 400));
+  EXPECT_TRUE(request_rejected(chunked_post("0\r\nX: a\r\n\r \n"), 400));
+}
+
 TEST(ChunkedRejectTest, ChunkDataNotFollowedByCrlf) {
   EXPECT_TRUE(request_rejected(chunked_post("5\r\nhelloX\r\n0\r\n\r\n"), 400));
   EXPECT_TRUE(request_rejected(chunked_post("5\r\nhello\n0\r\n\r\n"), 400));
