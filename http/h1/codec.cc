@@ -23,6 +23,20 @@ constexpr std::array<bool, 256> kFieldByte = [] {
 }();
 inline bool is_field_byte(unsigned char c) { return kFieldByte[c]; }
 
+// Word-at-a-time tests (eight bytes per step; endianness does not matter for a yes/no answer).
+constexpr uint64_t kOnes = 0x0101010101010101ull;
+constexpr uint64_t kHighs = 0x8080808080808080ull;
+inline uint64_t load8(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+// True iff a byte of `v` is below `n` (n <= 128): with no such byte no lane borrows, and a lane
+// >= 0x80 has its high bit cleared by ~v; the lowest lane below n always sets its high bit.
+inline bool has_byte_below(uint64_t v, unsigned char n) {
+  return ((v - kOnes * n) & ~v & kHighs) != 0;
+}
+
 std::string_view trim_ows(std::string_view v) {
   while (!v.empty() && is_ows(static_cast<unsigned char>(v.front()))) v.remove_prefix(1);
   while (!v.empty() && is_ows(static_cast<unsigned char>(v.back()))) v.remove_suffix(1);
@@ -67,6 +81,9 @@ HeadScan scan_head(std::string_view in, size_t& scanned, const Limits& limits, b
       {in.size(), limits.max_head_bytes, line_too_long ? limits.max_request_line : in.size()});
   size_t i = scanned;
   for (; i < in.size(); ++i) {
+    // Eight bytes at a time while none is below 0x0e (CR, LF and NUL are; so are HTAB and other
+    // CTLs, which then go byte by byte), then byte by byte.
+    while (i + 8 <= stop && !has_byte_below(load8(in.data() + i), 0x0e)) i += 8;
     while (i < stop && !kSpecial[static_cast<unsigned char>(in[i])]) ++i;
     if (i == in.size()) break;
     if (line_too_long && i >= limits.max_request_line) {
