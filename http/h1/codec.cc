@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <charconv>
 #include <cstring>
 
@@ -23,19 +24,22 @@ constexpr std::array<bool, 256> kFieldByte = [] {
 }();
 inline bool is_field_byte(unsigned char c) { return kFieldByte[c]; }
 
-// Word-at-a-time tests (eight bytes per step; endianness does not matter for a yes/no answer).
+// Word-at-a-time tests, eight bytes per step. load8 puts the first byte in the low lane on any
+// host, so the lowest marked lane is the first byte in memory.
 constexpr uint64_t kOnes = 0x0101010101010101ull;
 constexpr uint64_t kHighs = 0x8080808080808080ull;
 inline uint64_t load8(const char* p) {
   uint64_t v;
   std::memcpy(&v, p, sizeof v);
+  if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
   return v;
 }
-// True iff a byte of `v` is below `n` (n <= 128): with no such byte no lane borrows, and a lane
-// >= 0x80 has its high bit cleared by ~v; the lowest lane below n always sets its high bit.
-inline bool has_byte_below(uint64_t v, unsigned char n) {
-  return ((v - kOnes * n) & ~v & kHighs) != 0;
-}
+// The high bit of each lane of `v` below `n` (n <= 128). Only the lowest marked lane is exact
+// (a borrow out of it may mark the lane above), which is all a scan needs: with no lane below n
+// nothing borrows, and a lane >= 0x80 is cleared by ~v.
+inline uint64_t bytes_below(uint64_t v, unsigned char n) { return (v - kOnes * n) & ~v & kHighs; }
+// Index of the lowest marked lane of a non-zero mask.
+inline size_t first_lane(uint64_t mask) { return static_cast<size_t>(std::countr_zero(mask)) / 8; }
 
 std::string_view trim_ows(std::string_view v) {
   while (!v.empty() && is_ows(static_cast<unsigned char>(v.front()))) v.remove_prefix(1);
@@ -81,9 +85,16 @@ HeadScan scan_head(std::string_view in, size_t& scanned, const Limits& limits, b
       {in.size(), limits.max_head_bytes, line_too_long ? limits.max_request_line : in.size()});
   size_t i = scanned;
   for (; i < in.size(); ++i) {
-    // Eight bytes at a time while none is below 0x0e (CR, LF and NUL are; so are HTAB and other
-    // CTLs, which then go byte by byte), then byte by byte.
-    while (i + 8 <= stop && !has_byte_below(load8(in.data() + i), 0x0e)) i += 8;
+    // Eight bytes at a time to the first byte below 0x0e (CR, LF and NUL are; so are HTAB and
+    // other CTLs, which the byte loop then steps over), then byte by byte.
+    while (i + 8 <= stop) {
+      const uint64_t m = bytes_below(load8(in.data() + i), 0x0e);
+      if (m != 0) {
+        i += first_lane(m);
+        break;
+      }
+      i += 8;
+    }
     while (i < stop && !kSpecial[static_cast<unsigned char>(in[i])]) ++i;
     if (i == in.size()) break;
     if (line_too_long && i >= limits.max_request_line) {
@@ -151,10 +162,14 @@ bool parse_fields(std::string_view block, const Limits& limits, HeaderMap& heade
     ++p;  // the colon
     while (p != end && is_ows(static_cast<unsigned char>(*p))) ++p;
     const char* const value = p;
-    // Eight bytes at a time while none is a CTL (below 0x20: HTAB then goes byte by byte) or DEL.
+    // Eight bytes at a time to the first CTL (below 0x20; HTAB then goes byte by byte) or DEL.
     while (end - p >= 8) {
       const uint64_t v = load8(p);
-      if (has_byte_below(v, 0x20) || has_byte_below(v ^ (kOnes * 0x7f), 1)) break;
+      const uint64_t m = bytes_below(v, 0x20) | bytes_below(v ^ (kOnes * 0x7f), 1);
+      if (m != 0) {
+        p += first_lane(m);
+        break;
+      }
       p += 8;
     }
     while (p != end && is_field_byte(static_cast<unsigned char>(*p))) ++p;
