@@ -213,10 +213,15 @@ TeVerdict transfer_encoding(const HeaderMap& headers) {
   return TeVerdict::kChunked;
 }
 
-bool is_unreserved_or_subdelim(unsigned char c) {
-  if (is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')) return true;
-  return std::strchr("-._~!$&'()*+,;=%", c) != nullptr && c != 0;
-}
+// reg-name bytes: unreserved, sub-delims and '%' (of pct-encoded), by table.
+constexpr std::array<bool, 256> kRegNameByte = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 32] = true;
+  for (char c : std::string_view("-._~!$&'()*+,;=%")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+bool is_unreserved_or_subdelim(unsigned char c) { return kRegNameByte[c]; }
 
 // uri-host [ ":" port ], no userinfo.
 bool valid_authority(std::string_view a) {
