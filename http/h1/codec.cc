@@ -198,11 +198,40 @@ bool parse_content_length(std::string_view v, uint64_t& out) {
   return true;
 }
 
+// The fields that decide Host and framing, found in one pass over the map (by name length
+// first, so most fields cost one comparison). host / length point at the first of each.
+struct FramingFields {
+  size_t hosts = 0;
+  size_t lengths = 0;
+  bool transfer_encoding = false;
+  const std::string* host = nullptr;
+  const std::string* length = nullptr;
+};
+FramingFields framing_fields(const HeaderMap& headers) {
+  FramingFields r;
+  for (const HeaderMap::Field& f : headers.fields()) {
+    switch (f.name.size()) {
+      case 4:
+        if (iequals(f.name, "host") && r.hosts++ == 0) r.host = &f.value;
+        break;
+      case 14:
+        if (iequals(f.name, "content-length") && r.lengths++ == 0) r.length = &f.value;
+        break;
+      case 17:
+        r.transfer_encoding = r.transfer_encoding || iequals(f.name, "transfer-encoding");
+        break;
+      default:
+        break;
+    }
+  }
+  return r;
+}
+
 // Transfer-Encoding: only "chunked" (once, last) is supported.
-// chunked twice is malformed (RFC 9112 6.1), not an unimplemented coding.
+// chunked twice is malformed (RFC 9112 6.1), not an unimplemented coding. Called only when a
+// Transfer-Encoding field is present (framing_fields says so); kAbsent is the callers'.
 enum class TeVerdict { kAbsent, kChunked, kUnsupported, kNotFinalChunked, kChunkedTwice };
 TeVerdict transfer_encoding(const HeaderMap& headers) {
-  if (!headers.has("transfer-encoding")) return TeVerdict::kAbsent;
   std::vector<std::string_view> codings;
   headers.for_each_token("transfer-encoding", [&](std::string_view t) { codings.push_back(t); });
   if (codings.empty() || !iequals(codings.back(), "chunked")) return TeVerdict::kNotFinalChunked;
@@ -382,14 +411,16 @@ ParseStatus RequestParser::parse(std::string_view input, size_t& consumed, Reque
   }
 
   // Host (RFC 9112 3.2): exactly one in HTTP/1.1, at most one before; a valid authority.
-  const size_t hosts = head.headers.count("host");
+  const FramingFields fields = framing_fields(head.headers);
+  const size_t hosts = fields.hosts;
   if (hosts > 1) return fail(400, "more than one Host");
   if (hosts == 0 && head.version == Version::kHttp11) return fail(400, "missing Host");
-  if (hosts == 1 && !valid_authority(*head.headers.get("host"))) return fail(400, "invalid Host");
+  if (hosts == 1 && !valid_authority(*fields.host)) return fail(400, "invalid Host");
 
   // Body framing (RFC 9112 6.3).
-  const TeVerdict te = transfer_encoding(head.headers);
-  const size_t lengths = head.headers.count("content-length");
+  const TeVerdict te =
+      fields.transfer_encoding ? transfer_encoding(head.headers) : TeVerdict::kAbsent;
+  const size_t lengths = fields.lengths;
   if (te != TeVerdict::kAbsent) {
     if (lengths > 0) return fail(400, "both Content-Length and Transfer-Encoding");
     if (head.version == Version::kHttp10) return fail(400, "Transfer-Encoding in HTTP/1.0");
@@ -402,7 +433,7 @@ ParseStatus RequestParser::parse(std::string_view input, size_t& consumed, Reque
   } else if (lengths > 0) {
     uint64_t n = 0;
     if (lengths > 1) return fail(400, "more than one Content-Length");
-    if (!parse_content_length(*head.headers.get("content-length"), n)) {
+    if (!parse_content_length(*fields.length, n)) {
       return fail(400, "malformed Content-Length");
     }
     if (n > limits_.max_body) return fail(413, "body larger than the limit");
@@ -457,14 +488,16 @@ ParseStatus ResponseParser::parse(std::string_view input, size_t& consumed,
   if (!parse_fields(text.substr(line_end + 2), limits_, head.headers, field_error)) {
     return fail("upstream: " + field_error.reason);
   }
-  const TeVerdict te = transfer_encoding(head.headers);
-  const size_t lengths = head.headers.count("content-length");
+  const FramingFields fields = framing_fields(head.headers);
+  const TeVerdict te =
+      fields.transfer_encoding ? transfer_encoding(head.headers) : TeVerdict::kAbsent;
+  const size_t lengths = fields.lengths;
   if (te != TeVerdict::kAbsent && lengths > 0) {
     return fail("upstream: both Content-Length and Transfer-Encoding");
   }
   if (lengths > 1) return fail("upstream: more than one Content-Length");
   uint64_t n = 0;
-  if (lengths == 1 && !parse_content_length(*head.headers.get("content-length"), n)) {
+  if (lengths == 1 && !parse_content_length(*fields.length, n)) {
     return fail("upstream: malformed Content-Length");
   }
   if (te != TeVerdict::kAbsent && head.version == Version::kHttp10) {
