@@ -57,27 +57,9 @@ BENCHMARK(BM_H1ParseResponseHead);
 // A chunked body of range(0) payload bytes in chunks of range(1) bytes, one extension-less
 // size line each, no trailers; decoded whole (one decode() call) by a fresh decoder.
 void BM_H1DecodeChunked(benchmark::State& state) {
-  const size_t total = static_cast<size_t>(state.range(0));
-  const size_t chunk = static_cast<size_t>(state.range(1));
-  IoBuffer wire;
-  const std::string data(chunk, 'x');
-  for (size_t done = 0; done < total; done += chunk) {
-    http::h1::write_chunk_header(chunk, wire);
-    wire.append(data);
-    http::h1::write_chunk_trailer(wire);
-  }
-  http::h1::write_last_chunk(nullptr, wire);
-  const std::string_view in = wire.view();
-  for (auto _ : state) {
-    http::h1::ChunkedDecoder decoder;
-    size_t consumed = 0;
-    size_t seen = 0;
-    if (decoder.decode(in, consumed, [&](std::string_view d) { seen += d.size(); }) !=
-        ParseStatus::kDone) {
-      std::abort();
-    }
-    benchmark::DoNotOptimize(seen);
-  }
+  const std::string in =
+      bench::chunked_body(static_cast<size_t>(state.range(0)), static_cast<size_t>(state.range(1)));
+  for (auto _ : state) benchmark::DoNotOptimize(bench::decode_chunked(in));
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(in.size()));
 }
 BENCHMARK(BM_H1DecodeChunked)->Args({1024, 256})->Args({16384, 4096})->Args({1024, 16});

@@ -10,8 +10,10 @@
 #include <llhttp.h>
 
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
+#include "base/buffer.h"
 #include "http/h1/codec.h"
 
 namespace monolake::bench {
@@ -60,6 +62,31 @@ inline size_t parse_response_with_codec(http::h1::ResponseParser& parser, std::s
     std::abort();
   }
   return consumed + framing.length;
+}
+
+// A chunked body: `total` payload bytes in chunks of `chunk` bytes, no extensions or trailers.
+inline std::string chunked_body(size_t total, size_t chunk) {
+  IoBuffer wire;
+  const std::string data(chunk, 'x');
+  for (size_t done = 0; done < total; done += chunk) {
+    http::h1::write_chunk_header(chunk, wire);
+    wire.append(data);
+    http::h1::write_chunk_trailer(wire);
+  }
+  http::h1::write_last_chunk(nullptr, wire);
+  return wire.to_string();
+}
+
+// Decodes a whole chunked body with a fresh decoder; returns the payload size.
+inline size_t decode_chunked(std::string_view in) {
+  http::h1::ChunkedDecoder decoder;
+  size_t consumed = 0;
+  size_t seen = 0;
+  if (decoder.decode(in, consumed, [&](std::string_view d) { seen += d.size(); }) !=
+      http::h1::ParseStatus::kDone) {
+    std::abort();
+  }
+  return seen;
 }
 
 // llhttp alone: callbacks only note where each span is (what a codec needs at the least).

@@ -1,16 +1,18 @@
 // Fixed-count driver for instruction counts under callgrind:
-//   http_parse_count MODE N     MODE: codec | llhttp | response
-// parses bench/http_inputs.h's head N times. Run it for two counts and divide the difference
-// in instructions by the difference in counts: start-up and exit cancel out (bench/README.md).
+//   http_parse_count MODE N     MODE: codec | llhttp | response | chunked16 | chunked256
+// parses bench/http_inputs.h's head (or decodes a 1 KiB chunked body) N times. Run it for two
+// counts and divide the difference in instructions by the difference in counts: start-up and exit
+// cancel out (bench/README.md).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "bench/http_inputs.h"
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    std::fprintf(stderr, "usage: %s codec|llhttp|response N\n", argv[0]);
+    std::fprintf(stderr, "usage: %s codec|llhttp|response|chunked16|chunked256 N\n", argv[0]);
     return 2;
   }
   const long n = std::atol(argv[2]);
@@ -31,6 +33,10 @@ int main(int argc, char** argv) {
       sink += monolake::bench::parse_response_with_codec(response_parser,
                                                          monolake::bench::kResponseHead);
     }
+  } else if (std::strcmp(argv[1], "chunked16") == 0 || std::strcmp(argv[1], "chunked256") == 0) {
+    // 1024 payload bytes in chunks of 16 or 256 bytes.
+    const std::string body = monolake::bench::chunked_body(1024, argv[1][7] == '1' ? 16 : 256);
+    for (long i = 0; i < n; ++i) sink += monolake::bench::decode_chunked(body);
   } else {
     return 2;
   }
