@@ -8,6 +8,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "base/assert.h"
+
 namespace monolake::http::h1 {
 
 namespace {
@@ -680,57 +682,93 @@ ParseStatus ChunkedDecoder::end_trailer_line() {
 
 namespace {
 
-void append_number(uint64_t n, IoBuffer& out) {
-  char digits[24];
-  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
-  out.append(std::string_view(digits, static_cast<size_t>(end - digits)));
+// Heads are written by a cursor into space reserved once for their exact size: one capacity
+// check per head instead of one per piece.
+char* put(char* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
 }
 
-void write_fields(const HeaderMap& headers, const BodyFraming& framing, IoBuffer& out) {
-  for (const HeaderMap::Field& f : headers.fields()) {
-    out.append(f.name);
-    out.append(": ");
-    out.append(f.value);
-    out.append("\r\n");
+// The framing field line ("Content-Length: N\r\n", "Transfer-Encoding: chunked\r\n" or none).
+struct FramingLine {
+  char bytes[48];
+  size_t size = 0;
+  explicit FramingLine(const BodyFraming& framing) {
+    constexpr std::string_view kLength = "Content-Length: ";
+    constexpr std::string_view kChunked = "Transfer-Encoding: chunked\r\n";
+    char* p = bytes;
+    if (framing.kind == BodyFraming::Kind::kLength) {
+      p = put(p, kLength);
+      p = std::to_chars(p, bytes + sizeof bytes, framing.length).ptr;  // at most 20 digits
+      *p++ = '\r';
+      *p++ = '\n';
+    } else if (framing.kind == BodyFraming::Kind::kChunked) {
+      p = put(p, kChunked);
+    }
+    size = static_cast<size_t>(p - bytes);
   }
-  if (framing.kind == BodyFraming::Kind::kLength) {
-    out.append("Content-Length: ");
-    append_number(framing.length, out);
-    out.append("\r\n");
-  } else if (framing.kind == BodyFraming::Kind::kChunked) {
-    out.append("Transfer-Encoding: chunked\r\n");
-  }
-  out.append("\r\n");
-}
+  std::string_view view() const { return {bytes, size}; }
+};
 
-size_t head_size(const HeaderMap& headers) {
-  size_t n = 64;
+// Bytes of the field lines, the framing line and the blank line.
+size_t fields_size(const HeaderMap& headers, const FramingLine& framing) {
+  size_t n = framing.size + 2;
   for (const HeaderMap::Field& f : headers.fields()) n += f.name.size() + f.value.size() + 4;
   return n;
+}
+
+char* put_fields(char* p, const HeaderMap& headers, const FramingLine& framing) {
+  for (const HeaderMap::Field& f : headers.fields()) {
+    p = put(p, f.name);
+    *p++ = ':';
+    *p++ = ' ';
+    p = put(p, f.value);
+    *p++ = '\r';
+    *p++ = '\n';
+  }
+  p = put(p, framing.view());
+  *p++ = '\r';
+  *p++ = '\n';
+  return p;
 }
 
 }  // namespace
 
 void write_request_head(const RequestHead& head, const BodyFraming& framing, IoBuffer& out) {
-  out.reserve(head_size(head.headers) + head.method.size() + head.target.size());
-  out.append(head.method);
-  out.append(" ");
-  out.append(head.target);
-  out.append(" HTTP/1.1\r\n");
-  write_fields(head.headers, framing, out);
+  constexpr std::string_view kVersion = " HTTP/1.1\r\n";
+  const FramingLine line(framing);
+  const size_t size = head.method.size() + 1 + head.target.size() + kVersion.size() +
+                      fields_size(head.headers, line);
+  out.reserve(size);
+  char* const start = out.write_ptr();
+  char* p = put(start, head.method);
+  *p++ = ' ';
+  p = put(p, head.target);
+  p = put(p, kVersion);
+  p = put_fields(p, head.headers, line);
+  ML_DCHECK(static_cast<size_t>(p - start) == size);
+  out.commit(static_cast<size_t>(p - start));
 }
 
 void write_response_head(const ResponseHead& head, const BodyFraming& framing, IoBuffer& out) {
-  out.reserve(head_size(head.headers) + head.reason.size());
-  out.append("HTTP/1.1 ");
-  char code[3] = {static_cast<char>('0' + head.status / 100 % 10),
-                  static_cast<char>('0' + head.status / 10 % 10),
-                  static_cast<char>('0' + head.status % 10)};
-  out.append(std::string_view(code, 3));
-  out.append(" ");
-  out.append(head.reason.empty() ? reason_phrase(head.status) : std::string_view(head.reason));
-  out.append("\r\n");
-  write_fields(head.headers, framing, out);
+  constexpr std::string_view kVersion = "HTTP/1.1 ";
+  const std::string_view reason =
+      head.reason.empty() ? reason_phrase(head.status) : std::string_view(head.reason);
+  const FramingLine line(framing);
+  const size_t size = kVersion.size() + 4 + reason.size() + 2 + fields_size(head.headers, line);
+  out.reserve(size);
+  char* const start = out.write_ptr();
+  char* p = put(start, kVersion);
+  *p++ = static_cast<char>('0' + head.status / 100 % 10);
+  *p++ = static_cast<char>('0' + head.status / 10 % 10);
+  *p++ = static_cast<char>('0' + head.status % 10);
+  *p++ = ' ';
+  p = put(p, reason);
+  *p++ = '\r';
+  *p++ = '\n';
+  p = put_fields(p, head.headers, line);
+  ML_DCHECK(static_cast<size_t>(p - start) == size);
+  out.commit(static_cast<size_t>(p - start));
 }
 
 void write_chunk_header(size_t size, IoBuffer& out) {

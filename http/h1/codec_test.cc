@@ -1396,6 +1396,41 @@ TEST(WriterTest, ResponseHeadWritesTheStandardReasonAndNoFramingForNone) {
   EXPECT_EQ(interim.view(), "HTTP/1.1 100 Continue\r\n\r\n");
 }
 
+// Heads are written into space reserved for their exact size (checked by ML_DCHECK in debug
+// builds): every status with its standard reason, every framing, appended after other bytes.
+TEST(WriterTest, EveryStatusAndFramingWritesWhatWasReserved) {
+  const BodyFraming framings[] = {{},
+                                  {BodyFraming::Kind::kLength, 0},
+                                  {BodyFraming::Kind::kLength, 99999999999999999ull},
+                                  {BodyFraming::Kind::kLength, ~0ull},
+                                  {BodyFraming::Kind::kChunked, 0}};
+  for (int status = 100; status <= 599; ++status) {
+    for (const BodyFraming& framing : framings) {
+      ResponseHead head;
+      head.status = status;
+      head.headers.add("X-A", "b");
+      IoBuffer out = IoBuffer::copy_of("prefix");
+      write_response_head(head, framing, out);
+      const std::string expected_length =
+          framing.kind == BodyFraming::Kind::kLength
+              ? "Content-Length: " + std::to_string(framing.length) + "\r\n"
+          : framing.kind == BodyFraming::Kind::kChunked ? "Transfer-Encoding: chunked\r\n"
+                                                        : "";
+      EXPECT_EQ(out.view(), "prefixHTTP/1.1 " + std::to_string(status) + " " +
+                                std::string(reason_phrase(status)) + "\r\nX-A: b\r\n" +
+                                expected_length + "\r\n");
+    }
+  }
+  RequestHead request;
+  request.method = "PROPFIND";
+  request.target = "/" + std::string(300, 'a');
+  request.headers.add("Host", "h");
+  IoBuffer out = IoBuffer::copy_of("x");
+  write_request_head(request, {BodyFraming::Kind::kLength, ~0ull}, out);
+  EXPECT_EQ(out.view(), "xPROPFIND " + request.target +
+                            " HTTP/1.1\r\nHost: h\r\nContent-Length: 18446744073709551615\r\n\r\n");
+}
+
 TEST(WriterTest, ChunksRoundTrip) {
   IoBuffer out;
   for (std::string_view data : {"a", "0123456789abcdef", "\r\n0\r\n\r\n"}) {
