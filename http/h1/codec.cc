@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <charconv>
 #include <cstring>
+
+#include "base/assert.h"
 
 namespace monolake::http::h1 {
 
@@ -22,6 +25,23 @@ constexpr std::array<bool, 256> kFieldByte = [] {
   return t;
 }();
 inline bool is_field_byte(unsigned char c) { return kFieldByte[c]; }
+
+// Word-at-a-time tests, eight bytes per step. load8 puts the first byte in the low lane on any
+// host, so the lowest marked lane is the first byte in memory.
+constexpr uint64_t kOnes = 0x0101010101010101ull;
+constexpr uint64_t kHighs = 0x8080808080808080ull;
+inline uint64_t load8(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
+  return v;
+}
+// The high bit of each lane of `v` below `n` (n <= 128). Only the lowest marked lane is exact
+// (a borrow out of it may mark the lane above), which is all a scan needs: with no lane below n
+// nothing borrows, and a lane >= 0x80 is cleared by ~v.
+inline uint64_t bytes_below(uint64_t v, unsigned char n) { return (v - kOnes * n) & ~v & kHighs; }
+// Index of the lowest marked lane of a non-zero mask.
+inline size_t first_lane(uint64_t mask) { return static_cast<size_t>(std::countr_zero(mask)) / 8; }
 
 std::string_view trim_ows(std::string_view v) {
   while (!v.empty() && is_ows(static_cast<unsigned char>(v.front()))) v.remove_prefix(1);
@@ -67,6 +87,16 @@ HeadScan scan_head(std::string_view in, size_t& scanned, const Limits& limits, b
       {in.size(), limits.max_head_bytes, line_too_long ? limits.max_request_line : in.size()});
   size_t i = scanned;
   for (; i < in.size(); ++i) {
+    // Eight bytes at a time to the first byte below 0x0e (CR, LF and NUL are; so are HTAB and
+    // other CTLs, which the byte loop then steps over), then byte by byte.
+    while (i + 8 <= stop) {
+      const uint64_t m = bytes_below(load8(in.data() + i), 0x0e);
+      if (m != 0) {
+        i += first_lane(m);
+        break;
+      }
+      i += 8;
+    }
     while (i < stop && !kSpecial[static_cast<unsigned char>(in[i])]) ++i;
     if (i == in.size()) break;
     if (line_too_long && i >= limits.max_request_line) {
@@ -106,44 +136,55 @@ bool parse_version(std::string_view v, int& major, int& minor) {
   return true;
 }
 
-// Checks the field lines of a head (between the start line and the blank line) and adds them
-// to `headers`. `lines` has each line without its CRLF, the blank line excluded.
+// Checks the field lines of a head (after the start line, up to and including the blank line)
+// or of one trailer line, and adds them to `headers`. Every line ends with CRLF and holds no
+// other CR or LF (scan_head and the chunked decoder see to that). One pass per line: the name
+// scan finds the colon, the value scan finds the CR.
 bool parse_fields(std::string_view block, const Limits& limits, HeaderMap& headers,
                   ParseError& error) {
   if (headers.empty()) headers.reserve(16);  // one allocation for a typical head
-  while (!block.empty()) {
-    const size_t eol = block.find("\r\n");
-    std::string_view line = block.substr(0, eol);
-    block = eol == std::string_view::npos ? std::string_view() : block.substr(eol + 2);
-    if (line.empty()) break;  // the blank line
-    if (is_ows(static_cast<unsigned char>(line.front()))) {
-      error = {400, "obs-fold (line folding) in a field"};
-      return false;
+  auto fail = [&](const char* reason) {
+    error = {400, reason};
+    return false;
+  };
+  const char* p = block.data();
+  const char* const end = p + block.size();
+  while (p != end) {
+    if (*p == '\r' && end - p >= 2 && p[1] == '\n') break;  // the blank line
+    if (is_ows(static_cast<unsigned char>(*p))) return fail("obs-fold (line folding) in a field");
+    const char* const name = p;
+    while (p != end && is_tchar(static_cast<unsigned char>(*p))) ++p;
+    if (p == end || *p != ':') {
+      if (p == end || *p == '\r') return fail("field line without a colon");
+      return fail(is_ows(static_cast<unsigned char>(*p)) ? "whitespace in or before a field name"
+                                                         : "bad field name");
     }
-    const size_t colon = line.find(':');
-    if (colon == std::string_view::npos || colon == 0) {
-      error = {400, colon == 0 ? "empty field name" : "field line without a colon"};
-      return false;
-    }
-    std::string_view name = line.substr(0, colon);
-    for (unsigned char c : name) {
-      if (!is_tchar(c)) {
-        error = {400, is_ows(c) ? "whitespace in or before a field name" : "bad field name"};
-        return false;
+    if (p == name) return fail("empty field name");
+    const std::string_view name_view(name, static_cast<size_t>(p - name));
+    ++p;  // the colon
+    while (p != end && is_ows(static_cast<unsigned char>(*p))) ++p;
+    const char* const value = p;
+    // Eight bytes at a time to the first CTL (below 0x20; HTAB then goes byte by byte) or DEL.
+    while (end - p >= 8) {
+      const uint64_t v = load8(p);
+      const uint64_t m = bytes_below(v, 0x20) | bytes_below(v ^ (kOnes * 0x7f), 1);
+      if (m != 0) {
+        p += first_lane(m);
+        break;
       }
+      p += 8;
     }
-    std::string_view value = trim_ows(line.substr(colon + 1));
-    for (unsigned char c : value) {
-      if (!is_field_byte(c)) {
-        error = {400, "control character in a field value"};
-        return false;
-      }
-    }
+    while (p != end && is_field_byte(static_cast<unsigned char>(*p))) ++p;
+    if (p == end || *p != '\r') return fail("control character in a field value");
+    if (end - p < 2 || p[1] != '\n') return fail("bare CR in a field line");
+    const char* value_end = p;
+    while (value_end != value && is_ows(static_cast<unsigned char>(value_end[-1]))) --value_end;
+    p += 2;  // CRLF
     if (headers.size() == limits.max_fields) {
       error = {431, "too many fields"};
       return false;
     }
-    headers.add(name, value);
+    headers.add(name_view, std::string_view(value, static_cast<size_t>(value_end - value)));
   }
   return true;
 }
@@ -159,11 +200,40 @@ bool parse_content_length(std::string_view v, uint64_t& out) {
   return true;
 }
 
+// The fields that decide Host and framing, found in one pass over the map (by name length
+// first, so most fields cost one comparison). host / length point at the first of each.
+struct FramingFields {
+  size_t hosts = 0;
+  size_t lengths = 0;
+  bool transfer_encoding = false;
+  const std::string* host = nullptr;
+  const std::string* length = nullptr;
+};
+FramingFields framing_fields(const HeaderMap& headers) {
+  FramingFields r;
+  for (const HeaderMap::Field& f : headers.fields()) {
+    switch (f.name.size()) {
+      case 4:
+        if (iequals(f.name, "host") && r.hosts++ == 0) r.host = &f.value;
+        break;
+      case 14:
+        if (iequals(f.name, "content-length") && r.lengths++ == 0) r.length = &f.value;
+        break;
+      case 17:
+        r.transfer_encoding = r.transfer_encoding || iequals(f.name, "transfer-encoding");
+        break;
+      default:
+        break;
+    }
+  }
+  return r;
+}
+
 // Transfer-Encoding: only "chunked" (once, last) is supported.
-// chunked twice is malformed (RFC 9112 6.1), not an unimplemented coding.
+// chunked twice is malformed (RFC 9112 6.1), not an unimplemented coding. Called only when a
+// Transfer-Encoding field is present (framing_fields says so); kAbsent is the callers'.
 enum class TeVerdict { kAbsent, kChunked, kUnsupported, kNotFinalChunked, kChunkedTwice };
 TeVerdict transfer_encoding(const HeaderMap& headers) {
-  if (!headers.has("transfer-encoding")) return TeVerdict::kAbsent;
   std::vector<std::string_view> codings;
   headers.for_each_token("transfer-encoding", [&](std::string_view t) { codings.push_back(t); });
   if (codings.empty() || !iequals(codings.back(), "chunked")) return TeVerdict::kNotFinalChunked;
@@ -174,10 +244,15 @@ TeVerdict transfer_encoding(const HeaderMap& headers) {
   return TeVerdict::kChunked;
 }
 
-bool is_unreserved_or_subdelim(unsigned char c) {
-  if (is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')) return true;
-  return std::strchr("-._~!$&'()*+,;=%", c) != nullptr && c != 0;
-}
+// reg-name bytes: unreserved, sub-delims and '%' (of pct-encoded), by table.
+constexpr std::array<bool, 256> kRegNameByte = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 32] = true;
+  for (char c : std::string_view("-._~!$&'()*+,;=%")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+bool is_unreserved_or_subdelim(unsigned char c) { return kRegNameByte[c]; }
 
 // uri-host [ ":" port ], no userinfo.
 bool valid_authority(std::string_view a) {
@@ -338,14 +413,16 @@ ParseStatus RequestParser::parse(std::string_view input, size_t& consumed, Reque
   }
 
   // Host (RFC 9112 3.2): exactly one in HTTP/1.1, at most one before; a valid authority.
-  const size_t hosts = head.headers.count("host");
+  const FramingFields fields = framing_fields(head.headers);
+  const size_t hosts = fields.hosts;
   if (hosts > 1) return fail(400, "more than one Host");
   if (hosts == 0 && head.version == Version::kHttp11) return fail(400, "missing Host");
-  if (hosts == 1 && !valid_authority(*head.headers.get("host"))) return fail(400, "invalid Host");
+  if (hosts == 1 && !valid_authority(*fields.host)) return fail(400, "invalid Host");
 
   // Body framing (RFC 9112 6.3).
-  const TeVerdict te = transfer_encoding(head.headers);
-  const size_t lengths = head.headers.count("content-length");
+  const TeVerdict te =
+      fields.transfer_encoding ? transfer_encoding(head.headers) : TeVerdict::kAbsent;
+  const size_t lengths = fields.lengths;
   if (te != TeVerdict::kAbsent) {
     if (lengths > 0) return fail(400, "both Content-Length and Transfer-Encoding");
     if (head.version == Version::kHttp10) return fail(400, "Transfer-Encoding in HTTP/1.0");
@@ -358,7 +435,7 @@ ParseStatus RequestParser::parse(std::string_view input, size_t& consumed, Reque
   } else if (lengths > 0) {
     uint64_t n = 0;
     if (lengths > 1) return fail(400, "more than one Content-Length");
-    if (!parse_content_length(*head.headers.get("content-length"), n)) {
+    if (!parse_content_length(*fields.length, n)) {
       return fail(400, "malformed Content-Length");
     }
     if (n > limits_.max_body) return fail(413, "body larger than the limit");
@@ -413,14 +490,16 @@ ParseStatus ResponseParser::parse(std::string_view input, size_t& consumed,
   if (!parse_fields(text.substr(line_end + 2), limits_, head.headers, field_error)) {
     return fail("upstream: " + field_error.reason);
   }
-  const TeVerdict te = transfer_encoding(head.headers);
-  const size_t lengths = head.headers.count("content-length");
+  const FramingFields fields = framing_fields(head.headers);
+  const TeVerdict te =
+      fields.transfer_encoding ? transfer_encoding(head.headers) : TeVerdict::kAbsent;
+  const size_t lengths = fields.lengths;
   if (te != TeVerdict::kAbsent && lengths > 0) {
     return fail("upstream: both Content-Length and Transfer-Encoding");
   }
   if (lengths > 1) return fail("upstream: more than one Content-Length");
   uint64_t n = 0;
-  if (lengths == 1 && !parse_content_length(*head.headers.get("content-length"), n)) {
+  if (lengths == 1 && !parse_content_length(*fields.length, n)) {
     return fail("upstream: malformed Content-Length");
   }
   if (te != TeVerdict::kAbsent && head.version == Version::kHttp10) {
@@ -450,8 +529,10 @@ ParseStatus ResponseParser::parse(std::string_view input, size_t& consumed,
 namespace {
 
 // chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ) (RFC 9112 7.1.1),
-// with a value a token or a quoted-string; whitespace after the last one is tolerated. `ext` is
-// everything between the chunk size and the CR, already free of CTLs other than HTAB.
+// with a value a token or a quoted-string. `ext` is everything between the chunk size and the
+// CR (it starts with ';' or whitespace), already free of CTLs other than HTAB. Whitespace is
+// BWS only where the grammar puts it: before a ';', and around '='; never at the end, so
+// "5 \r\n" and "5;a=b \r\n" are refused.
 bool valid_chunk_extensions(std::string_view ext) {
   size_t i = 0;
   auto skip_ows = [&] {
@@ -474,13 +555,14 @@ bool valid_chunk_extensions(std::string_view ext) {
     }
     return false;  // unterminated
   };
+  if (ext.empty()) return false;
   for (;;) {
     skip_ows();
-    if (i == ext.size()) return true;
-    if (ext[i] != ';') return false;
+    if (i == ext.size() || ext[i] != ';') return false;
     ++i;
     skip_ows();
     if (!token()) return false;
+    const size_t name_end = i;
     skip_ows();
     if (i < ext.size() && ext[i] == '=') {
       ++i;
@@ -490,7 +572,10 @@ bool valid_chunk_extensions(std::string_view ext) {
       } else if (!token()) {
         return false;
       }
+    } else {
+      i = name_end;  // whitespace after a name is BWS only before '=' or the next ';'
     }
+    if (i == ext.size()) return true;
   }
 }
 
@@ -597,57 +682,93 @@ ParseStatus ChunkedDecoder::end_trailer_line() {
 
 namespace {
 
-void append_number(uint64_t n, IoBuffer& out) {
-  char digits[24];
-  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
-  out.append(std::string_view(digits, static_cast<size_t>(end - digits)));
+// Heads are written by a cursor into space reserved once for their exact size: one capacity
+// check per head instead of one per piece.
+char* put(char* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
 }
 
-void write_fields(const HeaderMap& headers, const BodyFraming& framing, IoBuffer& out) {
-  for (const HeaderMap::Field& f : headers.fields()) {
-    out.append(f.name);
-    out.append(": ");
-    out.append(f.value);
-    out.append("\r\n");
+// The framing field line ("Content-Length: N\r\n", "Transfer-Encoding: chunked\r\n" or none).
+struct FramingLine {
+  char bytes[48];
+  size_t size = 0;
+  explicit FramingLine(const BodyFraming& framing) {
+    constexpr std::string_view kLength = "Content-Length: ";
+    constexpr std::string_view kChunked = "Transfer-Encoding: chunked\r\n";
+    char* p = bytes;
+    if (framing.kind == BodyFraming::Kind::kLength) {
+      p = put(p, kLength);
+      p = std::to_chars(p, bytes + sizeof bytes, framing.length).ptr;  // at most 20 digits
+      *p++ = '\r';
+      *p++ = '\n';
+    } else if (framing.kind == BodyFraming::Kind::kChunked) {
+      p = put(p, kChunked);
+    }
+    size = static_cast<size_t>(p - bytes);
   }
-  if (framing.kind == BodyFraming::Kind::kLength) {
-    out.append("Content-Length: ");
-    append_number(framing.length, out);
-    out.append("\r\n");
-  } else if (framing.kind == BodyFraming::Kind::kChunked) {
-    out.append("Transfer-Encoding: chunked\r\n");
-  }
-  out.append("\r\n");
-}
+  std::string_view view() const { return {bytes, size}; }
+};
 
-size_t head_size(const HeaderMap& headers) {
-  size_t n = 64;
+// Bytes of the field lines, the framing line and the blank line.
+size_t fields_size(const HeaderMap& headers, const FramingLine& framing) {
+  size_t n = framing.size + 2;
   for (const HeaderMap::Field& f : headers.fields()) n += f.name.size() + f.value.size() + 4;
   return n;
+}
+
+char* put_fields(char* p, const HeaderMap& headers, const FramingLine& framing) {
+  for (const HeaderMap::Field& f : headers.fields()) {
+    p = put(p, f.name);
+    *p++ = ':';
+    *p++ = ' ';
+    p = put(p, f.value);
+    *p++ = '\r';
+    *p++ = '\n';
+  }
+  p = put(p, framing.view());
+  *p++ = '\r';
+  *p++ = '\n';
+  return p;
 }
 
 }  // namespace
 
 void write_request_head(const RequestHead& head, const BodyFraming& framing, IoBuffer& out) {
-  out.reserve(head_size(head.headers) + head.method.size() + head.target.size());
-  out.append(head.method);
-  out.append(" ");
-  out.append(head.target);
-  out.append(" HTTP/1.1\r\n");
-  write_fields(head.headers, framing, out);
+  constexpr std::string_view kVersion = " HTTP/1.1\r\n";
+  const FramingLine line(framing);
+  const size_t size = head.method.size() + 1 + head.target.size() + kVersion.size() +
+                      fields_size(head.headers, line);
+  out.reserve(size);
+  char* const start = out.write_ptr();
+  char* p = put(start, head.method);
+  *p++ = ' ';
+  p = put(p, head.target);
+  p = put(p, kVersion);
+  p = put_fields(p, head.headers, line);
+  ML_DCHECK(static_cast<size_t>(p - start) == size);
+  out.commit(static_cast<size_t>(p - start));
 }
 
 void write_response_head(const ResponseHead& head, const BodyFraming& framing, IoBuffer& out) {
-  out.reserve(head_size(head.headers) + head.reason.size());
-  out.append("HTTP/1.1 ");
-  char code[3] = {static_cast<char>('0' + head.status / 100 % 10),
-                  static_cast<char>('0' + head.status / 10 % 10),
-                  static_cast<char>('0' + head.status % 10)};
-  out.append(std::string_view(code, 3));
-  out.append(" ");
-  out.append(head.reason.empty() ? reason_phrase(head.status) : std::string_view(head.reason));
-  out.append("\r\n");
-  write_fields(head.headers, framing, out);
+  constexpr std::string_view kVersion = "HTTP/1.1 ";
+  const std::string_view reason =
+      head.reason.empty() ? reason_phrase(head.status) : std::string_view(head.reason);
+  const FramingLine line(framing);
+  const size_t size = kVersion.size() + 4 + reason.size() + 2 + fields_size(head.headers, line);
+  out.reserve(size);
+  char* const start = out.write_ptr();
+  char* p = put(start, kVersion);
+  *p++ = static_cast<char>('0' + head.status / 100 % 10);
+  *p++ = static_cast<char>('0' + head.status / 10 % 10);
+  *p++ = static_cast<char>('0' + head.status % 10);
+  *p++ = ' ';
+  p = put(p, reason);
+  *p++ = '\r';
+  *p++ = '\n';
+  p = put_fields(p, head.headers, line);
+  ML_DCHECK(static_cast<size_t>(p - start) == size);
+  out.commit(static_cast<size_t>(p - start));
 }
 
 void write_chunk_header(size_t size, IoBuffer& out) {

@@ -94,8 +94,10 @@ class ChunkedDecoder {
         if (remaining_ == 0) state_ = State::kDataCr;
         continue;
       }
-      const ParseStatus s = step(static_cast<unsigned char>(input[consumed]));
+      const unsigned char c = static_cast<unsigned char>(input[consumed]);
       ++consumed;
+      if (step_common(c)) continue;
+      const ParseStatus s = step(c);
       if (s != ParseStatus::kNeedMore) return s;
     }
     return state_ == State::kDone ? ParseStatus::kDone : ParseStatus::kNeedMore;
@@ -117,6 +119,48 @@ class ChunkedDecoder {
     kTrailerLf,
     kDone,
   };
+  // The framing bytes of a plain chunk (size digits, CRLFs), inline: true if `c` was one and is
+  // consumed, with the same effect step(c) has. Anything else (extensions, the last chunk,
+  // trailers, limits, errors) returns false and goes to step().
+  bool step_common(unsigned char c) {
+    switch (state_) {
+      case State::kSize:
+        if (size_digits_ < 15) {
+          const unsigned dec = static_cast<unsigned>(c - '0');
+          const unsigned alpha = static_cast<unsigned>((c | 0x20) - 'a');
+          const unsigned digit = dec < 10 ? dec : alpha < 6 ? alpha + 10 : 16;
+          if (digit < 16) {
+            ++size_digits_;
+            size_ = size_ * 16 + digit;
+            return true;
+          }
+        }
+        if (c == '\r' && size_digits_ > 0) {
+          state_ = State::kSizeLf;
+          return true;
+        }
+        return false;
+      case State::kSizeLf:
+        // total_ <= max_body holds here (step() fails otherwise), so the subtraction is safe.
+        if (c != '\n' || size_ == 0 || size_ > limits_.max_body - total_) return false;
+        total_ += size_;
+        remaining_ = size_;
+        size_ = 0;
+        size_digits_ = 0;
+        state_ = State::kData;
+        return true;
+      case State::kDataCr:
+        if (c != '\r') return false;
+        state_ = State::kDataLf;
+        return true;
+      case State::kDataLf:
+        if (c != '\n') return false;
+        state_ = State::kSize;
+        return true;
+      default:
+        return false;
+    }
+  }
   ParseStatus step(unsigned char c);
   ParseStatus fail(std::string reason, int status = 400);
   ParseStatus end_trailer_line();

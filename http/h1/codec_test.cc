@@ -636,6 +636,33 @@ TEST(RequestRejectTest, CrLfNulInsideAField) {
   }
 }
 
+// Every control byte at every offset of a value (so at every lane of the codec's word-at-a-time
+// scans): HTAB is a field byte, every other CTL (CR, LF and NUL included) and DEL are refused;
+// obs-text passes.
+TEST(RequestRejectTest, EveryControlByteAtEveryOffsetOfAValue) {
+  const std::string value = "abcdefghijklmnop";
+  for (int c = 0; c < 0x100; ++c) {
+    const bool ctl = c < 0x20 || c == 0x7f;
+    if (!ctl && c != 0x80 && c != 0xff) continue;
+    for (size_t at = 0; at < value.size(); ++at) {
+      std::string v = value;
+      v[at] = static_cast<char>(c);
+      const std::string wire = get_with("X-Long-Name: " + v + "\r\n");
+      if (ctl && c != '\t') {
+        EXPECT_TRUE(request_rejected(wire, 400)) << c << " at " << at;
+      } else {
+        Outcome out;
+        ASSERT_TRUE(request_ok(wire, &out)) << c << " at " << at;
+        // An HTAB at either end is OWS, trimmed.
+        std::string expected = v;
+        if (c == '\t' && at == 0) expected.erase(0, 1);
+        if (c == '\t' && at == value.size() - 1) expected.pop_back();
+        EXPECT_EQ(out.messages[0].request.headers.get("x-long-name"), expected);
+      }
+    }
+  }
+}
+
 TEST(RequestRejectTest, WhitespaceBeforeTheColon) {
   EXPECT_TRUE(request_rejected("GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400));
   EXPECT_TRUE(request_rejected("GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", 400));
@@ -775,6 +802,40 @@ TEST(ChunkedRejectTest, BadChunkExtensions) {
         request_rejected(chunked_post("5" + std::string(ext) + "\r\nhello\r\n0\r\n\r\n"), 400))
         << ext;
   }
+}
+
+// RFC 9112 7.1: whitespace on the chunk-size line is BWS, allowed only before a ';' and around
+// '=' inside an extension; never before the size, after it with no extension, or at the end.
+TEST(ChunkedRejectTest, WhitespaceOnTheSizeLineOnlyAsBws) {
+  for (const char* line :
+       {"5 ", "5\t", "5 \t ", " 5", "\t5", " 5;a", "5 ;", "5;a ", "5;a\t", "5;a=b ", "5;a=b\t",
+        "5;a=\"b\" ", "5;a ;b ", "5;a=b ;", "5;a;", "5; ", "5;a =", "5;a= ", "5 ;a=b ; "}) {
+    EXPECT_TRUE(request_rejected(chunked_post(std::string(line) + "\r\nhello\r\n0\r\n\r\n"), 400))
+        << escape(line);
+  }
+  for (const char* line : {"5 ;a=b", "5\t;a=b", "5 \t ;a", "5; a", "5;a ;b", "5;a = b",
+                           "5;a=\"q\" ;b", "5 ; a = \"b c\" ; d"}) {
+    Outcome out;
+    EXPECT_TRUE(request_ok(chunked_post(std::string(line) + "\r\nhello\r\n0\r\n\r\n"), &out))
+        << escape(line);
+  }
+}
+
+// The last chunk is a chunk-size line too: the same whitespace rules, then the trailer section.
+TEST(ChunkedRejectTest, LastChunkLineFollowsTheGrammar) {
+  for (const char* last : {"0 ", "0\t", " 0", "0;", "0;a ", "0;a=b\t", "0 ;", "0;=x", "0x0"}) {
+    EXPECT_TRUE(
+        request_rejected(chunked_post("5\r\nhello\r\n" + std::string(last) + "\r\n\r\n"), 400))
+        << escape(last);
+  }
+  Outcome out;
+  ASSERT_TRUE(request_ok(chunked_post("5\r\nhello\r\n000 ;a = b\r\nT: v\r\n\r\n"), &out));
+  EXPECT_EQ(out.messages[0].trailers.get("t"), "v");
+  // Trailer lines: no obs-fold at the start of the section, nothing after the blank line's CR.
+  EXPECT_TRUE(request_rejected(chunked_post("0\r\n\tX: a\r\n\r\n"), 400));
+  EXPECT_TRUE(request_rejected(chunked_post("0\r\nX: a\x7f\r\n\r\n"), 400));
+  EXPECT_TRUE(request_rejected(chunked_post("0\r\nX: a\r\n \r\n"), 400));
+  EXPECT_TRUE(request_rejected(chunked_post("0\r\nX: a\r\n\r \n"), 400));
 }
 
 TEST(ChunkedRejectTest, ChunkDataNotFollowedByCrlf) {
@@ -1333,6 +1394,41 @@ TEST(WriterTest, ResponseHeadWritesTheStandardReasonAndNoFramingForNone) {
   IoBuffer interim;
   write_response_head(head, {}, interim);
   EXPECT_EQ(interim.view(), "HTTP/1.1 100 Continue\r\n\r\n");
+}
+
+// Heads are written into space reserved for their exact size (checked by ML_DCHECK in debug
+// builds): every status with its standard reason, every framing, appended after other bytes.
+TEST(WriterTest, EveryStatusAndFramingWritesWhatWasReserved) {
+  const BodyFraming framings[] = {{},
+                                  {BodyFraming::Kind::kLength, 0},
+                                  {BodyFraming::Kind::kLength, 99999999999999999ull},
+                                  {BodyFraming::Kind::kLength, ~0ull},
+                                  {BodyFraming::Kind::kChunked, 0}};
+  for (int status = 100; status <= 599; ++status) {
+    for (const BodyFraming& framing : framings) {
+      ResponseHead head;
+      head.status = status;
+      head.headers.add("X-A", "b");
+      IoBuffer out = IoBuffer::copy_of("prefix");
+      write_response_head(head, framing, out);
+      const std::string expected_length =
+          framing.kind == BodyFraming::Kind::kLength
+              ? "Content-Length: " + std::to_string(framing.length) + "\r\n"
+          : framing.kind == BodyFraming::Kind::kChunked ? "Transfer-Encoding: chunked\r\n"
+                                                        : "";
+      EXPECT_EQ(out.view(), "prefixHTTP/1.1 " + std::to_string(status) + " " +
+                                std::string(reason_phrase(status)) + "\r\nX-A: b\r\n" +
+                                expected_length + "\r\n");
+    }
+  }
+  RequestHead request;
+  request.method = "PROPFIND";
+  request.target = "/" + std::string(300, 'a');
+  request.headers.add("Host", "h");
+  IoBuffer out = IoBuffer::copy_of("x");
+  write_request_head(request, {BodyFraming::Kind::kLength, ~0ull}, out);
+  EXPECT_EQ(out.view(), "xPROPFIND " + request.target +
+                            " HTTP/1.1\r\nHost: h\r\nContent-Length: 18446744073709551615\r\n\r\n");
 }
 
 TEST(WriterTest, ChunksRoundTrip) {
