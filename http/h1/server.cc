@@ -186,11 +186,16 @@ Task<Result<bool>> write_response(Conn& c, Response& response, const RequestHead
 // send a reset that destroys the response before the client has read it (lingering close).
 Task<void> linger_close(Conn& c) {
   (void)co_await c.stream.shutdown_write();
+  // Bounded by time (the timer) and by bytes, not by the number of reads: a client uploading
+  // fast fills many reads within the second, and closing on it then resets the response.
+  constexpr size_t kMaxLingerBytes = 64 << 20;
   c.timer.arm(std::chrono::seconds(1));
-  for (int i = 0; i < 16; ++i) {
+  size_t dropped = 0;
+  while (dropped < kMaxLingerBytes) {
     c.in.clear();
     Result<size_t> n = co_await c.stream.read_some(c.in);
     if (!n || *n == 0) break;
+    dropped += *n;
   }
   c.timer.disarm();
 }
