@@ -360,12 +360,8 @@ Result<std::shared_ptr<HttpForward>> ForwardFactory::make_via_ref(const HttpForw
   if (params_.upstreams.empty()) {
     return Error(ErrorCode::kInvalidArgument, build.scope() + ": no upstreams");
   }
-  std::shared_ptr<UpstreamSet> set;
-  if (previous && previous->upstreams()->same_as(params_.upstreams, params_.balancer)) {
-    set = previous->upstreams();
-  } else {
-    set = std::make_shared<UpstreamSet>(params_.upstreams, params_.balancer);
-  }
+  std::shared_ptr<UpstreamSet> set = UpstreamSet::carry_over(
+      previous ? previous->upstreams() : nullptr, params_.upstreams, params_.balancer);
   std::shared_ptr<metrics::HttpServerStats> stats = http_server_stats(build, params_.server_name);
   std::shared_ptr<ConnectionPool> pool = http_connection_pool(build, params_.max_idle_per_upstream);
   pool->set_gauge(stats);

@@ -171,12 +171,8 @@ Result<std::shared_ptr<TcpForward>> TcpForwardFactory::make_via_ref(const TcpFor
   if (params_.upstreams.empty()) {
     return Error(ErrorCode::kInvalidArgument, build.scope() + ": no upstreams");
   }
-  std::shared_ptr<UpstreamSet> set;
-  if (previous && previous->upstreams()->same_as(params_.upstreams, params_.balancer)) {
-    set = previous->upstreams();  // keep back-off state and balancer position
-  } else {
-    set = std::make_shared<UpstreamSet>(params_.upstreams, params_.balancer);
-  }
+  std::shared_ptr<UpstreamSet> set = UpstreamSet::carry_over(
+      previous ? previous->upstreams() : nullptr, params_.upstreams, params_.balancer);
   return std::make_shared<TcpForward>(std::move(set), params_.options);
 }
 

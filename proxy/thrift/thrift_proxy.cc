@@ -585,12 +585,8 @@ Result<std::shared_ptr<ThriftForward>> ThriftForwardFactory::make_via_ref(
   if (params_.upstreams.empty()) {
     return Error(ErrorCode::kInvalidArgument, build.scope() + ": no upstreams");
   }
-  std::shared_ptr<UpstreamSet> set;
-  if (previous && previous->upstreams()->same_as(params_.upstreams, params_.balancer)) {
-    set = previous->upstreams();
-  } else {
-    set = std::make_shared<UpstreamSet>(params_.upstreams, params_.balancer);
-  }
+  std::shared_ptr<UpstreamSet> set = UpstreamSet::carry_over(
+      previous ? previous->upstreams() : nullptr, params_.upstreams, params_.balancer);
   return std::make_shared<ThriftForward>(std::move(set), thrift_upstream_pool(build),
                                          params_.options,
                                          thrift_server_stats(build, params_.server_name));

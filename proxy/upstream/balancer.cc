@@ -135,4 +135,11 @@ void UpstreamSet::report_success(size_t index) {
   states_[index].retry_after = {};
 }
 
+std::shared_ptr<UpstreamSet> UpstreamSet::carry_over(const std::shared_ptr<UpstreamSet>& previous,
+                                                     const std::vector<Upstream>& upstreams,
+                                                     Balancer balancer) {
+  if (previous && previous->same_as(upstreams, balancer)) return previous;
+  return std::make_shared<UpstreamSet>(upstreams, balancer);
+}
+
 }  // namespace monolake::proxy

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string_view>
@@ -58,6 +59,12 @@ class UpstreamSet {
   Balancer balancer() const { return balancer_; }
   // Same upstreams and balancer (a reload may then keep this set's state).
   bool same_as(const std::vector<Upstream>& upstreams, Balancer balancer) const;
+
+  // For a layer built from its previous generation: `previous` itself (balancer position,
+  // back-off, requests in flight) while its upstreams and balancer are unchanged, else a new set.
+  static std::shared_ptr<UpstreamSet> carry_over(const std::shared_ptr<UpstreamSet>& previous,
+                                                 const std::vector<Upstream>& upstreams,
+                                                 Balancer balancer);
 
  private:
   struct State {
