@@ -17,11 +17,12 @@ Result<std::shared_ptr<RouteTable>> RouteTableFactory::make_via_ref(const RouteT
                                                                     const Build& build) const {
   Router router;
   std::vector<std::shared_ptr<HttpService>> routes;
+  OccurrenceNames scopes;  // two routes with one host and path (the first matches) stay apart
   for (const Route& route : routes_) {
     if (auto added = router.add(route.host, route.path); !added) return std::move(added).error();
     const std::string id = route.id.empty() ? route.host + " " + route.path : route.id;
     Result<std::shared_ptr<HttpService>> chain =
-        route.stack.make(build.scoped("route[" + id + "]"));
+        route.stack.make(build.scoped(scopes.next("route[" + id + "]")));
     if (!chain) return std::move(chain).error();
     routes.push_back(std::move(*chain));
   }

@@ -77,6 +77,15 @@ TEST_F(ServerStackTest, ARouteKeepsItsStateWhenRoutesAreInsertedAroundIt) {
   EXPECT_NE(forward_of(third, "/a")->upstreams(), a_set);
 }
 
+// Two routes with one host and path (the first one matches) are still two layers with
+// identities of their own, so such a configuration builds as it did before stacks.
+TEST_F(ServerStackTest, RoutesWithTheSameHostAndPathKeepIdentitiesOfTheirOwn) {
+  Built b = build(server({route("/a", "127.0.0.1:1"), route("/a", "127.0.0.1:2")}));
+  ASSERT_NE(b.chain, nullptr);
+  EXPECT_NE(forward_of(b, "/a"), nullptr);
+  EXPECT_NE(b.generation->find<HttpForward>("servers.web/routes/route[ /a]#2/forward"), nullptr);
+}
+
 TEST_F(ServerStackTest, CountersAndPoolCarryOverWhileTheServerKeepsItsName) {
   Built first = build(server({route("/a", "127.0.0.1:1")}));
   Built second = build(server({route("/a", "127.0.0.1:1"), route("/b", "127.0.0.1:2")}), &first);

@@ -60,6 +60,19 @@ class FactoryLayer : public LayerFactory<typename S::RequestType, typename S::Re
   }
 };
 
+// Names siblings that may share a name (two layers of one kind, two routes with one path):
+// the first "x" is "x", the next "x#2", and so on, so each keeps an identity of its own.
+class OccurrenceNames {
+ public:
+  std::string next(const std::string& name) {
+    const size_t n = ++seen_[name];
+    return n == 1 ? name : name + "#" + std::to_string(n);
+  }
+
+ private:
+  std::map<std::string, size_t> seen_;
+};
+
 template <class Request, class Response>
 class Stack {
  public:
@@ -70,10 +83,7 @@ class Stack {
   // identity is `name` with its occurrence among layers of that name ("name", "name#2"...),
   // or `id` when one is given.
   Stack& push(const std::string& name, std::shared_ptr<const Layer> layer, std::string id = "") {
-    if (id.empty()) {
-      const size_t n = ++occurrences_[name];
-      id = n == 1 ? name : name + "#" + std::to_string(n);
-    }
+    if (id.empty()) id = names_.next(name);
     layers_.push_back(Entry{std::move(id), std::move(layer)});
     return *this;
   }
@@ -83,8 +93,8 @@ class Stack {
     if (layers_.empty()) return Error(ErrorCode::kInvalidArgument, build.scope() + ": no layers");
     std::shared_ptr<ServiceType> inner;
     for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) {
-      Result<std::shared_ptr<ServiceType>> made = it->layer->make(std::move(inner),
-                                                                  build.scoped(it->id));
+      Result<std::shared_ptr<ServiceType>> made =
+          it->layer->make(std::move(inner), build.scoped(it->id));
       if (!made) return std::move(made).error();
       inner = std::move(*made);
     }
@@ -105,7 +115,7 @@ class Stack {
     std::shared_ptr<const Layer> layer;
   };
   std::vector<Entry> layers_;
-  std::map<std::string, size_t> occurrences_;
+  OccurrenceNames names_;
 };
 
 }  // namespace monolake::proxy

@@ -571,9 +571,10 @@ std::string MethodRouterFactory::route_scope(const std::vector<std::string>& met
 Result<std::shared_ptr<MethodRouter>> MethodRouterFactory::make_via_ref(
     const MethodRouter*, std::shared_ptr<ThriftService>, const Build& build) const {
   std::vector<MethodRouter::Route> routes;
+  OccurrenceNames scopes;  // routes with one method list (the first matches) stay apart
   for (const Route& route : routes_) {
     Result<std::shared_ptr<ThriftService>> chain =
-        route.stack.make(build.scoped(route_scope(route.methods)));
+        route.stack.make(build.scoped(scopes.next(route_scope(route.methods))));
     if (!chain) return std::move(chain).error();
     routes.push_back(MethodRouter::Route{route.methods, std::move(*chain)});
   }
