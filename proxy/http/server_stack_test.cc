@@ -51,7 +51,7 @@ std::shared_ptr<HttpForward> forward_of(const Built& b, const std::string& path)
 
 class ServerStackTest : public ::testing::Test {
  protected:
-  // The factories touch the worker's clock (pool sweeps); give them a runtime.
+  // Layers are built on a worker's thread, which has a runtime: build them on one here too.
   std::unique_ptr<runtime::Runtime> rt_ = std::move(*runtime::Runtime::create({}));
 };
 
