@@ -225,7 +225,7 @@ std::string config_to_json(const config::Config& c) {
     if (i) out += ", ";
     out += json_string(s.key) + ": {";
     out += "\"name\": " + json_string(s.name);
-    out += ", \"proxy_type\": " + json_string(config::proxy_type_name(s.proxy_type));
+    out += ", \"proxy_type\": " + json_string(s.kind);
     out += ", \"listener\": " + json_string(s.listener.address.to_string());
     if (s.tls) {
       out += fmt::format(", \"tls\": {{\"stack\": {}, \"chain\": {}, \"sni_certificates\": {}}}",

@@ -37,6 +37,8 @@ std::string_view proxy_type_name(ProxyType type) {
       return "tcp";
     case ProxyType::kThrift:
       return "thrift";
+    case ProxyType::kCustom:
+      return "custom";
   }
   return "?";
 }
@@ -53,7 +55,7 @@ size_t available_cpus() {
 }
 
 Result<Config> parse_config(std::string_view text, const std::string& file_name_for_errors,
-                            const std::string& base_dir) {
+                            const std::string& base_dir, const Catalog* catalog) {
   const std::string& file = file_name_for_errors;
   toml::table root;
   try {
@@ -70,12 +72,13 @@ Result<Config> parse_config(std::string_view text, const std::string& file_name_
   config.base_dir = base_dir;
   config.runtime.worker_threads = available_cpus();
   Errors errors(file);
-  Parser(errors, base_dir).parse_root(root, config);
+  static const Catalog kNone;
+  Parser(errors, base_dir, catalog ? *catalog : kNone).parse_root(root, config);
   if (!errors.empty()) return errors.to_error();
   return config;
 }
 
-Result<Config> load_config_file(const std::string& path) {
+Result<Config> load_config_file(const std::string& path, const Catalog* catalog) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     int err = errno;
@@ -94,7 +97,7 @@ Result<Config> load_config_file(const std::string& path) {
   std::filesystem::path absolute = std::filesystem::absolute(dir, ec);
   std::string base_dir = ec ? dir.string() : absolute.lexically_normal().string();
   if (base_dir.size() > 1 && base_dir.back() == '/') base_dir.pop_back();
-  return parse_config(contents.str(), path, base_dir);
+  return parse_config(contents.str(), path, base_dir, catalog);
 }
 
 Result<void> check_files(const Config& config) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "proxy/params/params.h"
 #include "proxy/upstream/balancer.h"
 #include "runtime/options.h"
 #include "tls/tls.h"
@@ -40,8 +41,19 @@ struct RuntimeConfig {
   std::chrono::seconds dns_refresh{30};
 };
 
-enum class ProxyType { kHttp, kTcp, kThrift };
-std::string_view proxy_type_name(ProxyType type);
+// kCustom: a server kind a user binary registered (ServerConfig::kind names it).
+enum class ProxyType { kHttp, kTcp, kThrift, kCustom };
+std::string_view proxy_type_name(ProxyType type);  // "custom" for kCustom
+
+// One entry of `[[servers.X.filters]]` or of a route's `filters`: a request layer by its
+// registered name, with its own keys checked against its schema (proxy/params).
+struct FilterConfig {
+  std::string name;
+  // Its identity across reloads: `id` when the file gives one, else "" (then the name and its
+  // occurrence among filters of that name: "api_key", "api_key#2").
+  std::string id;
+  Params params;  // every key but name and id, with the schema's defaults
+};
 
 // listener = { type = "socket" | "unix", value = ... }.
 struct ListenerConfig {
@@ -150,6 +162,8 @@ struct RouteConfig {
   LoadBalancer load_balancer = LoadBalancer::kRoundRobin;
   // thrift: the method names this route serves (`method = "name"` or a list); empty: any.
   std::vector<std::string> methods;
+  // http: request layers of this route, in order, after routing and before forward/return.
+  std::vector<FilterConfig> filters;
 };
 
 // http: the HTTP version spoken to upstreams (Monolake's key). kAuto: ALPN on https upstreams
@@ -176,6 +190,10 @@ struct ServerConfig {
   std::string key;   // the table key: [servers.<key>]
   std::string name;  // default: key
   ProxyType proxy_type = ProxyType::kHttp;
+  // proxy_type as written: "http", "tcp", "thrift" or a registered server kind's name.
+  std::string kind = "http";
+  // kCustom: the server kind's own keys (top-level keys of the server table), per its schema.
+  Params kind_params;
   ListenerConfig listener;
   std::optional<TlsConfig> tls;
   TimeoutConfig timeout;
@@ -194,6 +212,8 @@ struct ServerConfig {
   // http: idle HTTP/1.1 connections kept per upstream and worker (0: none kept).
   size_t upstream_max_idle_connections = 64;
   Http2Config http2;
+  // http: request layers before routing, in order (after the access log).
+  std::vector<FilterConfig> filters;
 };
 
 // [admin] (reserved: parsed and validated, nothing serves it yet).
@@ -219,12 +239,14 @@ struct Config {
 };
 
 // Reads and parses `path`; relative paths inside resolve against the file's directory.
-Result<Config> load_config_file(const std::string& path);
+// `catalog`: the filters and server kinds the file may name besides the built-ins (nullptr:
+// none).
+Result<Config> load_config_file(const std::string& path, const Catalog* catalog = nullptr);
 
 // Parses `text`. Errors name `file_name_for_errors`; relative paths inside (certificates, keys,
 // unix socket paths, control_socket) resolve against `base_dir` (left relative if it is empty).
 Result<Config> parse_config(std::string_view text, const std::string& file_name_for_errors,
-                            const std::string& base_dir);
+                            const std::string& base_dir, const Catalog* catalog = nullptr);
 
 // For `--check`: opens every certificate and key file the configuration names. All failures are
 // reported, one line each, naming the key and the file.

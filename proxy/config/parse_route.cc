@@ -8,10 +8,17 @@ namespace monolake::proxy::config::internal {
 bool Parser::parse_route(const toml::table& table, const std::string& path, ProxyType proxy_type,
                          RouteConfig& out) {
   size_t errors_before = errors_.size();
-  TableReader r(
-      errors_, table, path,
-      {"path", "upstreams", "load_balancer", "host", "return", "upstream_tls", "host_rewrite",
-       "strip_prefix", "add_prefix", "request_headers", "response_headers", "websocket", "method"});
+  TableReader r(errors_, table, path,
+                {"path", "upstreams", "load_balancer", "host", "return", "upstream_tls",
+                 "host_rewrite", "strip_prefix", "add_prefix", "request_headers",
+                 "response_headers", "websocket", "method", "filters"});
+  if (const toml::array* filters = r.array("filters")) {
+    if (proxy_type != ProxyType::kHttp) {
+      fail(r.path_of("filters"), "only http routes have request filters");
+    } else {
+      parse_filters(*filters, r.path_of("filters"), out.filters);
+    }
+  }
   if (r.has("method")) {
     if (proxy_type != ProxyType::kThrift) {
       fail(r.path_of("method"), "only thrift routes match on method");
@@ -83,7 +90,9 @@ bool Parser::parse_route(const toml::table& table, const std::string& path, Prox
       return false;
     }
   }
-  if (route_path) {
+  if (route_path && proxy_type == ProxyType::kCustom) {
+    out.path = *route_path;  // the server kind's own routing key, as written
+  } else if (route_path) {
     if (proxy_type == ProxyType::kTcp) {
       fail(r.path_of("path"), "a tcp route has no path (tcp servers forward every connection)");
     } else if (auto normalised = normalise_route_path(*route_path); !normalised) {
@@ -249,9 +258,10 @@ bool Parser::parse_endpoint(const toml::table& table, const std::string& path, P
     return true;
   }
   if (*type == "uri") {
-    if (proxy_type == ProxyType::kTcp) {
+    if (proxy_type == ProxyType::kTcp || proxy_type == ProxyType::kCustom) {
       errors_.add(r.path_of("type"),
-                  "a tcp upstream is a \"socket\" or \"unix\" endpoint, not a \"uri\"");
+                  fmt::format("a {} upstream is a \"socket\" or \"unix\" endpoint, not a \"uri\"",
+                              proxy_type == ProxyType::kTcp ? "tcp" : "custom server's"));
       return false;
     }
     out.kind = Endpoint::Kind::kUri;

@@ -28,11 +28,43 @@ void Parser::parse_http2(const toml::table& table, const std::string& path, Http
   read("max_priority_frames_per_stream", 1, kMaxInt32, out.max_priority_frames_per_stream);
 }
 
+namespace {
+
+// The keys every server table may have; http, tcp and thrift servers also have theirs.
+const std::vector<std::string_view> kCommonServerKeys = {
+    "name", "proxy_type", "listener", "tls", "timeout", "max_connections", "routes", "route"};
+const std::vector<std::string_view> kBuiltinServerKeys = {"name",
+                                                          "proxy_type",
+                                                          "listener",
+                                                          "tls",
+                                                          "timeout",
+                                                          "max_connections",
+                                                          "routes",
+                                                          "route",
+                                                          "trusted_proxies",
+                                                          "max_request_body_bytes",
+                                                          "upstream_http_version",
+                                                          "http2",
+                                                          "max_calls_in_flight",
+                                                          "upstream_max_idle_connections",
+                                                          "filters"};
+
+}  // namespace
+
 void Parser::parse_server(const toml::table& table, const std::string& path, ServerConfig& out) {
-  TableReader r(errors_, table, path,
-                {"name", "proxy_type", "listener", "tls", "timeout", "max_connections", "routes",
-                 "route", "trusted_proxies", "max_request_body_bytes", "upstream_http_version",
-                 "http2", "max_calls_in_flight", "upstream_max_idle_connections"});
+  // A registered server kind has the common keys and its own (checked against its schema).
+  const ParamSchema* kind_schema = nullptr;
+  if (const toml::node* type = table.get("proxy_type"); type && type->as_string()) {
+    kind_schema = catalog_.server_kind(type->as_string()->get());
+  }
+  std::vector<std::string_view> allowed = kBuiltinServerKeys;
+  if (kind_schema) {
+    allowed = kCommonServerKeys;
+    for (const ParamSpec& spec : kind_schema->specs()) allowed.push_back(spec.key);
+    parse_params(table, path, *kind_schema, kCommonServerKeys, out.kind_params,
+                 /*report_unknown=*/false);  // TableReader reports them
+  }
+  TableReader r(errors_, table, path, allowed);
   if (auto n = r.integer("upstream_max_idle_connections", 0, 1000000)) {
     out.upstream_max_idle_connections = static_cast<size_t>(*n);
   }
@@ -80,16 +112,23 @@ void Parser::parse_server(const toml::table& table, const std::string& path, Ser
     }
   }
   if (auto type = r.string("proxy_type")) {
-    if (*type == "http") {
+    out.kind = *type;
+    if (kind_schema) {
+      out.proxy_type = ProxyType::kCustom;
+    } else if (*type == "http") {
       out.proxy_type = ProxyType::kHttp;
     } else if (*type == "tcp") {
       out.proxy_type = ProxyType::kTcp;
     } else if (*type == "thrift") {
       out.proxy_type = ProxyType::kThrift;
     } else {
+      std::vector<std::string> kinds = {"http", "tcp", "thrift"};
+      for (const std::string& name : catalog_.server_kind_names()) kinds.push_back(name);
+      std::string expected;
+      for (const std::string& name : kinds)
+        expected += (expected.empty() ? "" : ", ") + ("\"" + name + "\"");
       errors_.add(r.path_of("proxy_type"),
-                  fmt::format("unknown proxy type '{}': expected one of {}", *type,
-                              quoted_list({"http", "tcp", "thrift"})));
+                  fmt::format("unknown proxy type '{}': expected one of {}", *type, expected));
     }
   }
   if (const toml::table* listener = r.table("listener", /*required=*/true)) {
@@ -104,6 +143,14 @@ void Parser::parse_server(const toml::table& table, const std::string& path, Ser
   }
   if (auto n = r.integer("max_connections", 1, kMaxInt32)) {
     out.max_connections = static_cast<size_t>(*n);
+  }
+
+  if (const toml::array* filters = r.array("filters")) {
+    if (out.proxy_type != ProxyType::kHttp) {
+      errors_.add(r.path_of("filters"), "only http servers have request filters");
+    } else {
+      parse_filters(*filters, r.path_of("filters"), out.filters);
+    }
   }
 
   if (r.has("max_calls_in_flight") && out.proxy_type != ProxyType::kThrift) {

@@ -23,7 +23,8 @@ constexpr int64_t kMaxSeconds = 365LL * 24 * 3600;  // a year: anything longer i
 
 class Parser {
  public:
-  Parser(Errors& errors, const std::string& base_dir) : errors_(errors), base_dir_(base_dir) {}
+  Parser(Errors& errors, const std::string& base_dir, const Catalog& catalog)
+      : errors_(errors), base_dir_(base_dir), catalog_(catalog) {}
   void parse_root(const toml::table& root, Config& config);
 
  private:
@@ -78,6 +79,17 @@ class Parser {
 
   void check_listener_conflicts(const std::vector<ServerConfig>& servers);
 
+  // [[...filters]]: each entry a table with `name` (registered in the catalog), optional `id`,
+  // and that filter's own keys.
+  void parse_filters(const toml::array& list, const std::string& path,
+                     std::vector<FilterConfig>& out);
+
+  // The keys of `table` that `schema` declares, into `out` (defaults filled in). Keys neither in
+  // the schema nor in `other_keys` are reported unknown (unless the caller reports them).
+  void parse_params(const toml::table& table, const std::string& path, const ParamSchema& schema,
+                    const std::vector<std::string_view>& other_keys, Params& out,
+                    bool report_unknown = true);
+
   void fail(std::string_view path, std::string_view reason) { errors_.add(path, reason); }
 
   // matchit route syntax: "/", "/a/b", "/u/{id}", "/files/{*rest}" (catch-all: last segment
@@ -88,6 +100,7 @@ class Parser {
 
   Errors& errors_;
   const std::string& base_dir_;
+  const Catalog& catalog_;
 };
 
 }  // namespace monolake::proxy::config::internal

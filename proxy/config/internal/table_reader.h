@@ -102,6 +102,10 @@ class TableReader {
  public:
   TableReader(Errors& errors, const toml::table& table, std::string path,
               std::initializer_list<std::string_view> allowed)
+      : TableReader(errors, table, std::move(path), std::vector<std::string_view>(allowed)) {}
+
+  TableReader(Errors& errors, const toml::table& table, std::string path,
+              const std::vector<std::string_view>& allowed)
       : errors_(errors), table_(table), path_(std::move(path)) {
     for (auto&& [key, node] : table_) {
       (void)node;
@@ -184,7 +188,7 @@ class TableReader {
   }
 
  private:
-  static std::string join(std::initializer_list<std::string_view> names) {
+  static std::string join(const std::vector<std::string_view>& names) {
     std::string out;
     for (std::string_view name : names) {
       if (!out.empty()) out += ", ";
