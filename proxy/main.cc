@@ -103,9 +103,8 @@ void print_banner(const server::Proxy& proxy, bool embedded) {
                          : u.endpoint.address.to_string();
       }
     }
-    std::printf("listening: server %s (%s%s) on %s -> %s\n", s.name.c_str(),
-                std::string(config::proxy_type_name(s.proxy_type)).c_str(), s.tls ? "+tls" : "",
-                s.listener.address.to_string().c_str(), upstreams.c_str());
+    std::printf("listening: server %s (%s%s) on %s -> %s\n", s.name.c_str(), s.kind.c_str(),
+                s.tls ? "+tls" : "", s.listener.address.to_string().c_str(), upstreams.c_str());
   }
   if (embedded) {
     std::printf(

@@ -76,15 +76,41 @@ ForwardFactory::Params forward_params(const config::ServerConfig& server,
   return params;
 }
 
+// Pushes the layers of `filters` (at `key_path`[i] in the file) onto `stack`.
+Result<void> push_filters(const std::vector<config::FilterConfig>& filters,
+                          const std::string& route, const std::string& key_path,
+                          const FilterLayerMaker& make, HttpStack& stack) {
+  for (size_t i = 0; i < filters.size(); ++i) {
+    const config::FilterConfig& filter = filters[i];
+    const std::string path = key_path + "[" + std::to_string(i) + "]";
+    if (!make) {
+      return Error(ErrorCode::kInvalidArgument, path + ": no filter '" + filter.name + "' here");
+    }
+    Result<std::shared_ptr<const HttpStack::Layer>> layer = make(filter, route, path);
+    if (!layer) return std::move(layer).error();
+    stack.push("filter:" + filter.name, std::move(*layer),
+               filter.id.empty() ? "" : "filter[" + filter.id + "]");
+  }
+  return ok();
+}
+
 }  // namespace
 
-HttpStack http_server_stack(
+Result<HttpStack> http_server_stack(
     const config::ServerConfig& server,
-    const std::vector<std::shared_ptr<const tls::ClientContext>>& upstream_tls) {
+    const std::vector<std::shared_ptr<const tls::ClientContext>>& upstream_tls,
+    const FilterLayerMaker& filters) {
+  const std::string server_path = "servers." + server.key;
   std::vector<RouteTableFactory::Route> routes;
   for (size_t r = 0; r < server.routes.size(); ++r) {
     const config::RouteConfig& route = server.routes[r];
     RouteTableFactory::Route entry{route.host, route.path, "", {}};
+    if (auto pushed = push_filters(route.filters, route.host + " " + route.path,
+                                   server_path + ".routes[" + std::to_string(r) + "].filters",
+                                   filters, entry.stack);
+        !pushed) {
+      return std::move(pushed).error();
+    }
     if (route.direct) {
       entry.stack.push("return", std::make_shared<DirectAnswerFactory>(*route.direct));
     } else {
@@ -96,6 +122,10 @@ HttpStack http_server_stack(
   }
   HttpStack stack;
   stack.push("access_log", std::make_shared<AccessLogFactory>(server.name));
+  if (auto pushed = push_filters(server.filters, "", server_path + ".filters", filters, stack);
+      !pushed) {
+    return std::move(pushed).error();
+  }
   stack.push("routes", std::make_shared<RouteTableFactory>(std::move(routes)));
   return stack;
 }

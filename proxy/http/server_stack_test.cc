@@ -37,7 +37,7 @@ struct Built {
 
 Built build(const config::ServerConfig& s, const Built* previous = nullptr) {
   Built out;
-  HttpStack stack = http_server_stack(s, {});
+  HttpStack stack = http_server_stack(s, {}).value();
   auto chain = stack.make(
       Build(previous ? previous->generation.get() : nullptr, *out.generation, "servers." + s.key));
   EXPECT_TRUE(chain.has_value()) << chain.error().to_string();

@@ -187,10 +187,18 @@ Result<L4Stack> l4_server_stack(const config::ServerConfig& server,
   forward.balancer = route.load_balancer;
   forward.options.connect_timeout = server.timeout.upstream_connect;
   if (server.timeout.tcp_idle.count() > 0) forward.options.idle_timeout = server.timeout.tcp_idle;
+  return connection_stack(server.name, std::move(tls_context), "forward",
+                          std::make_shared<TcpForwardFactory>(std::move(forward)));
+}
+
+L4Stack connection_stack(const std::string& server_name,
+                         std::shared_ptr<const tls::ServerContext> tls_context,
+                         const std::string& handler_name,
+                         std::shared_ptr<const L4Stack::Layer> handler) {
   L4Stack stack;
-  stack.push("access_log", std::make_shared<AccessLogFactory>(server.name));
+  stack.push("access_log", std::make_shared<AccessLogFactory>(server_name));
   if (tls_context) stack.push("tls", std::make_shared<TlsTerminateFactory>(std::move(tls_context)));
-  stack.push("forward", std::make_shared<TcpForwardFactory>(std::move(forward)));
+  stack.push(handler_name, std::move(handler));
   return stack;
 }
 

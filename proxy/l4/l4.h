@@ -23,6 +23,7 @@
 
 #include "base/error.h"
 #include "proxy/config/config.h"
+#include "proxy/l4/connection.h"
 #include "proxy/metrics/metrics.h"
 #include "proxy/service/stack.h"
 #include "proxy/upstream/balancer.h"
@@ -32,27 +33,6 @@
 #include "transport/stream.h"
 
 namespace monolake::proxy::l4 {
-
-// An accepted client connection on its way down the chain.
-struct Connection {
-  transport::Stream stream;           // the accepted socket (moved into `tls` by TlsTerminate)
-  std::optional<tls::TlsStream> tls;  // set once the TLS handshake is done
-  transport::SocketAddress peer;
-};
-
-// How a connection went; every service returns one (errors included), so the access log can
-// say where it stopped.
-struct Outcome {
-  std::string upstream;      // the upstream connected to (or last tried); empty if none
-  uint64_t to_upstream = 0;  // bytes client -> upstream
-  uint64_t to_client = 0;    // bytes upstream -> client
-  // Where it failed: "tls" (handshake), "connect" (no upstream reachable), "copy" (reset,
-  // idle timeout... after the upstream was reached). Empty when it ended normally.
-  std::string failed_stage;
-  std::optional<Error> error;
-};
-
-using L4Service = Service<Connection, Outcome>;
 
 inline constexpr int kMaxConnectAttempts = 3;
 
@@ -147,6 +127,14 @@ class TcpForwardFactory final : public FactoryLayer<TcpForward> {
  private:
   Params params_;
 };
+
+// A connection stack ending in `handler` (named `handler_name`): access_log -> [tls] -> handler.
+// `tls_context`: the listener's TLS context (nullptr: plain). Tcp servers end in "forward";
+// user server kinds in their own layer.
+L4Stack connection_stack(const std::string& server_name,
+                         std::shared_ptr<const tls::ServerContext> tls_context,
+                         const std::string& handler_name,
+                         std::shared_ptr<const L4Stack::Layer> handler);
 
 // The stack of one tcp server: access_log -> [tls] -> forward. `tls_context`: the listener's
 // TLS context (nullptr: plain TCP). Fails unless the server has exactly one route.

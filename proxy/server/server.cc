@@ -32,6 +32,47 @@ namespace {
 
 Task<void> nothing_first() { co_return; }
 
+// The layer of one `filters` entry, made by the maker the registry has under its name.
+Result<std::shared_ptr<const http::HttpStack::Layer>> make_filter(
+    const config::Config& config, const framework::Registry* registry,
+    const config::ServerConfig& server, const config::FilterConfig& filter,
+    const std::string& route, const std::string& key_path) {
+  const framework::HttpFilterMaker* maker = registry ? registry->http_filter(filter.name) : nullptr;
+  if (!maker) {
+    return config_error(config, key_path + ".name", "unknown filter '" + filter.name + "'");
+  }
+  const framework::FilterParams params{filter.params, server.name, route};
+  Result<std::shared_ptr<const framework::HttpLayerFactory>> made = (*maker)(params);
+  if (!made) return config_error(config, key_path, made.error().message());
+  if (!*made) return config_error(config, key_path, "the filter's maker made nothing");
+  return std::shared_ptr<const http::HttpStack::Layer>(std::move(*made));
+}
+
+// The connection stack of a server of a registered kind: access_log -> [tls] -> its layer.
+Result<l4::L4Stack> custom_server_stack(const config::Config& config,
+                                        const framework::Registry* registry,
+                                        const config::ServerConfig& server,
+                                        std::shared_ptr<const tls::ServerContext> tls_context) {
+  const framework::ServerKindMaker* maker = registry ? registry->server_kind(server.kind) : nullptr;
+  if (!maker) {
+    return config_error(config, server_path(server) + ".proxy_type",
+                        "unknown server kind '" + server.kind + "'");
+  }
+  framework::ServerKindParams params{server.kind_params, server.name, {}};
+  for (const config::RouteConfig& route : server.routes) {
+    params.routes.push_back({route.path, l4::upstreams_of(route), route.load_balancer});
+  }
+  params.connect_timeout = server.timeout.upstream_connect;
+  params.idle_timeout = server.timeout.tcp_idle;
+  Result<std::shared_ptr<const framework::ConnectionLayerFactory>> handler = (*maker)(params);
+  if (!handler) return config_error(config, server_path(server), handler.error().message());
+  if (!*handler) {
+    return config_error(config, server_path(server), "the server kind's maker made nothing");
+  }
+  return l4::connection_stack(server.name, std::move(tls_context), "kind:" + server.kind,
+                              std::move(*handler));
+}
+
 }  // namespace
 
 // Plan of a configuration change, made on the control thread before anything changes.
@@ -82,12 +123,10 @@ std::vector<std::string> runtime_changes(const config::RuntimeConfig& a,
   return out;
 }
 
-Result<std::unique_ptr<Proxy>> Proxy::start(config::Config config) {
-  return start(std::move(config), Handover{});
-}
-
-Result<std::unique_ptr<Proxy>> Proxy::start(config::Config config, Handover inherited) {
+Result<std::unique_ptr<Proxy>> Proxy::start(config::Config config, Handover inherited,
+                                            std::shared_ptr<const framework::Registry> registry) {
   std::unique_ptr<Proxy> proxy(new Proxy());
+  proxy->registry_ = std::move(registry);
   proxy->ticket_keys_ = tls::TicketKeys::generate();
   if (!inherited.ticket_keys.empty()) {
     // The old process's keys: tickets it issued still resume here.
@@ -173,7 +212,14 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
     }
     ServiceSetFactory::Server entry;
     entry.name = server.name;
-    if (server.proxy_type == config::ProxyType::kTcp) {
+    if (server.proxy_type == config::ProxyType::kCustom) {
+      Result<l4::L4Stack> stack = custom_server_stack(config, registry_.get(), server, tls_context);
+      if (!stack) {
+        problem(stack.error());
+        continue;
+      }
+      entry.l4 = std::move(*stack);
+    } else if (server.proxy_type == config::ProxyType::kTcp) {
       Result<l4::L4Stack> stack = l4::l4_server_stack(server, tls_context);
       if (!stack) {
         problem(config_error(config, server_path(server), stack.error().message()));
@@ -226,7 +272,18 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
         upstream_tls.push_back(std::move(*created));
       }
       if (!tls_ok) continue;
-      entry.http = http::http_server_stack(server, upstream_tls);
+      const framework::Registry* registry = registry_.get();
+      http::FilterLayerMaker filters = [&config, registry, &server](
+                                           const config::FilterConfig& filter,
+                                           const std::string& route, const std::string& key_path) {
+        return make_filter(config, registry, server, filter, route, key_path);
+      };
+      Result<http::HttpStack> stack = http::http_server_stack(server, upstream_tls, filters);
+      if (!stack) {
+        problem(stack.error());
+        continue;
+      }
+      entry.http = std::move(*stack);
       http::ConnectionOptions& connection = entry.http_connection;
       connection.tls = tls_context;
       connection.h1.keepalive_timeout = server.timeout.server_keepalive;

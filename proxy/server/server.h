@@ -34,6 +34,7 @@
 #include "http/h1/server.h"
 #include "http/h2/options.h"
 #include "proxy/config/config.h"
+#include "proxy/framework/registry.h"
 #include "proxy/http/access_log.h"
 #include "proxy/http/connection.h"
 #include "proxy/http/server_stack.h"
@@ -95,12 +96,17 @@ class Proxy {
  public:
   // Raises RLIMIT_NOFILE (max_open_files), binds every listener, drops privileges (user),
   // starts the workers and installs the chains. Refuses proxy types this build cannot serve.
-  static Result<std::unique_ptr<Proxy>> start(config::Config config);
-  // The same, taking over the listening sockets and ticket keys of the process being replaced
-  // (binary upgrade): an address it had is served on its sockets (several per worker when it
-  // had more, shared when it had fewer); other addresses are bound. `inherited` sockets are
-  // owned by the Proxy afterwards (closed if unused).
-  static Result<std::unique_ptr<Proxy>> start(config::Config config, Handover inherited);
+  //
+  // `inherited`: the listening sockets and ticket keys of the process being replaced (binary
+  // upgrade): an address it had is served on its sockets (several per worker when it had more,
+  // shared when it had fewer); other addresses are bound. Its sockets are owned by the Proxy
+  // afterwards (closed if unused).
+  //
+  // `registry`: the filters and server kinds the configuration may name besides the built-ins
+  // (the same registry the configuration was parsed against); nullptr: none. Kept for reloads.
+  static Result<std::unique_ptr<Proxy>> start(
+      config::Config config, Handover inherited = {},
+      std::shared_ptr<const framework::Registry> registry = nullptr);
 
   // For the control socket: dups of every listening socket and the ticket keys. From then on
   // the Unix socket files of the listeners are left in place at exit (the new process serves
@@ -143,6 +149,7 @@ class Proxy {
   void attach_listeners(size_t worker, Plan& plan);
 
   config::Config config_;
+  std::shared_ptr<const framework::Registry> registry_;  // user filters and server kinds
   std::shared_ptr<tls::TicketKeys> ticket_keys_;  // one set for the process: any worker resumes
   // By listener address ("127.0.0.1:8080", "unix:/p"): the ones currently served.
   std::map<std::string, std::shared_ptr<ListenerShared>> listeners_;
