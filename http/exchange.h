@@ -7,7 +7,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "base/typed_slots.h"
 #include "http/body.h"
 #include "http/message.h"
 #include "transport/address.h"
@@ -24,19 +27,28 @@ struct ConnectionInfo {
   std::string server_name;  // SNI, with TLS
 };
 
-// What the services along a chain note about a request for the access log (set by the outer
-// layer that wants it; inner services write when it is there).
-struct RequestNotes {
+// The per-request context: what one layer of a chain writes and a later one (or the access log)
+// reads. The outermost layer that wants it (the access log) makes it; inner services write when
+// it is there (Request::context may be null in a bare chain).
+struct RequestContext {
   std::string upstream;    // the upstream that answered (or was last tried)
   std::string request_id;  // X-Request-Id as forwarded
   std::string error;       // why the proxy answered an error itself
+  std::string route;       // the matched route ("HOST PATH"), set by the route table
+  // The effective client address (no port): empty means the connection's client_ip. A layer
+  // that learns better (PROXY protocol, a trusted X-Forwarded-For) sets it.
+  std::string client_ip;
+  // Extra `key=value` fields for the request's access-log line, in order (keys: [a-z0-9_]).
+  std::vector<std::pair<std::string, std::string>> log_fields;
+  // Anything else layers pass along, one value per type (base/typed_slots.h).
+  TypedSlots slots;
 };
 
 struct Request {
   RequestHead head;
   std::unique_ptr<Body> body;  // nullptr: no body
   const ConnectionInfo* connection = nullptr;
-  RequestNotes* notes = nullptr;
+  RequestContext* context = nullptr;
 };
 
 // Takes over the client connection after a 101 (Switching Protocols) response has been written:

@@ -16,7 +16,7 @@ class LoggedBody final : public mh::Body {
   struct Line {
     std::string server, client, method, target;
     int status = 0;
-    mh::RequestNotes notes;
+    mh::RequestContext notes;
     runtime::TimePoint start;
   };
   LoggedBody(std::unique_ptr<mh::Body> inner, Line line,
@@ -48,12 +48,16 @@ class LoggedBody final : public mh::Body {
     if (!access_log_enabled()) return;
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
         runtime::Runtime::current()->now() - line_.start);
+    std::string extra;  // fields layers added, before error= (which runs to the end of the line)
+    for (const auto& [key, value] : line_.notes.log_fields) {
+      extra += fmt::format(" {}={}", key, value.empty() ? "-" : value);
+    }
     write_access_line(
         fmt::format("http server={} client={} method={} target={} status={} bytes={} upstream={} "
-                    "duration_ms={} request_id={}{}{}",
+                    "duration_ms={} request_id={}{}{}{}",
                     line_.server, line_.client, line_.method, line_.target, line_.status, bytes_,
                     line_.notes.upstream.empty() ? "-" : line_.notes.upstream, ms.count(),
-                    line_.notes.request_id.empty() ? "-" : line_.notes.request_id,
+                    line_.notes.request_id.empty() ? "-" : line_.notes.request_id, extra,
                     line_.notes.error.empty() ? "" : " error=", line_.notes.error));
   }
   std::unique_ptr<mh::Body> inner_;
@@ -78,8 +82,8 @@ Task<Result<mh::Response>> AccessLog::call(mh::Request request) {
     line.method = request.head.method;
     line.target = printable_target(request.head.target);
   }
-  mh::RequestNotes notes;
-  request.notes = &notes;
+  mh::RequestContext notes;
+  request.context = &notes;
   Result<mh::Response> response = co_await inner_->call(std::move(request));
   if (!response) {
     notes.error = response.error().to_string();

@@ -213,7 +213,7 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
     const transport::SocketAddress& address = upstreams_->at(index).address;
     const std::string& server_name = options_.tls ? options_.server_names.at(index) : std::string();
     const std::string& key = pool_key(index);
-    if (request.notes) request.notes->upstream = key;
+    if (request.context) request.context->upstream = key;
     if (host_missing) request.head.headers.set("Host", upstream_authority(address, server_name));
     if (!upgrade && use_h2(key)) {
       Result<mh::Response> answered = co_await forward_h2(request, index, key, te_trailers);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "proxy/http/http_service.h"
@@ -13,14 +14,19 @@ namespace monolake::proxy::http {
 
 class RouteTable final : public HttpService {
  public:
-  RouteTable(Router router, std::vector<std::shared_ptr<HttpService>> routes)
-      : router_(std::move(router)), routes_(std::move(routes)) {}
+  // names[i]: route i's "HOST PATH", written into the request's context when it matches.
+  RouteTable(Router router, std::vector<std::shared_ptr<HttpService>> routes,
+             std::vector<std::string> names = {})
+      : router_(std::move(router)), routes_(std::move(routes)), names_(std::move(names)) {
+    names_.resize(routes_.size());
+  }
   Task<Result<monolake::http::Response>> call(monolake::http::Request request) override;
   const std::vector<std::shared_ptr<HttpService>>& routes() const { return routes_; }
 
  private:
   Router router_;
   std::vector<std::shared_ptr<HttpService>> routes_;
+  std::vector<std::string> names_;
 };
 
 using HttpStack = Stack<monolake::http::Request, monolake::http::Response>;

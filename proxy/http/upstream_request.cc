@@ -60,8 +60,11 @@ std::string new_request_id() {
   return id;
 }
 
-// The client's address without the port, for X-Forwarded-For.
-std::string_view client_ip(const mh::ConnectionInfo* info) {
+// The client's address without the port, for X-Forwarded-For: the effective one a layer set in
+// the request's context (PROXY protocol...), else the connection's peer.
+std::string_view client_ip(const mh::Request& request) {
+  if (request.context && !request.context->client_ip.empty()) return request.context->client_ip;
+  const mh::ConnectionInfo* info = request.connection;
   if (!info || info->client_ip.empty()) return "unknown";
   return info->client_ip;
 }
@@ -115,9 +118,9 @@ void prepare_upstream_head(const ForwardOptions& options, mh::Request& request) 
   std::optional<std::string_view> forwarded = head.headers.get("x-forwarded-for");
   if (forwarded && !forwarded->empty() && trusted(options, request.connection)) {
     head.headers.set("X-Forwarded-For",
-                     std::string(*forwarded) + ", " + std::string(client_ip(request.connection)));
+                     std::string(*forwarded) + ", " + std::string(client_ip(request)));
   } else {
-    head.headers.set("X-Forwarded-For", client_ip(request.connection));
+    head.headers.set("X-Forwarded-For", client_ip(request));
   }
   head.headers.set("X-Forwarded-Proto",
                    request.connection && request.connection->tls ? "https" : "http");
@@ -128,7 +131,7 @@ void prepare_upstream_head(const ForwardOptions& options, mh::Request& request) 
     id = new_request_id();
     head.headers.add("X-Request-Id", id);
   }
-  if (request.notes) request.notes->request_id = std::move(id);
+  if (request.context) request.context->request_id = std::move(id);
   // An HTTP/1.0 client may omit Host; HttpForward::call names the upstream then.
 }
 
@@ -142,7 +145,7 @@ std::string upstream_authority(const transport::SocketAddress& address,
 }
 
 mh::Response error_response(mh::Request& request, int status, const std::string& why) {
-  if (request.notes) request.notes->error = why;
+  if (request.context) request.context->error = why;
   mh::Response r = mh::text_response(status);
   return r;
 }

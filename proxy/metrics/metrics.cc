@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <map>
 
+#include "base/log.h"
+
 namespace monolake::proxy::metrics {
 
 namespace {
@@ -74,6 +76,47 @@ std::string label(const std::string& v) {
   return out;
 }
 
+}  // namespace
+
+std::shared_ptr<UserMetric> Registry::user(
+    const std::string& name, const std::string& help,
+    const std::vector<std::pair<std::string, std::string>>& labels, UserMetric::Kind kind) {
+  auto metric = std::make_shared<UserMetric>();
+  metric->name = name;
+  metric->help = help;
+  metric->kind = kind;
+  for (const auto& [key, value] : labels) {
+    if (!metric->labels.empty()) metric->labels += ",";
+    metric->labels += key + "=\"" + label(value) + "\"";
+  }
+  bool labels_ok = true;
+  for (const auto& [key, value] : labels) labels_ok = labels_ok && valid_metric_name(key);
+  if (!valid_metric_name(name) || !labels_ok || name.rfind("monolake_", 0) == 0) {
+    // Counted but never listed: one bad name must not break every scrape of /stats.
+    ML_LOG(kWarn,
+           "metrics: '{}' is not a metric name of a layer's own (letters, digits, _ and :, "
+           "not starting monolake_); it will not appear in /stats",
+           name);
+    return metric;
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  user_.push_back(metric);
+  return metric;
+}
+
+bool valid_metric_name(const std::string& name) {
+  if (name.empty()) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char ch = name[i];
+    const bool alpha =
+        (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' || ch == ':';
+    if (!alpha && !(i > 0 && ch >= '0' && ch <= '9')) return false;
+  }
+  return true;
+}
+
+namespace {
+
 // A duration histogram per server (Prometheus buckets are cumulative); `sums` maps a server
 // name to something with `latency` (per bucket, the last +Inf) and `sum_us`.
 template <class Sums>
@@ -116,6 +159,12 @@ std::string Registry::prometheus_text() {
   std::map<std::string, HttpSum> http;
   std::map<std::string, L4Sum> l4;
   std::map<std::string, ThriftSum> thrift;
+  struct UserSum {
+    std::string help;
+    UserMetric::Kind kind = UserMetric::Kind::kCounter;
+    std::map<std::string, uint64_t> values;  // by labels
+  };
+  std::map<std::string, UserSum> user;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (const auto& weak : http_) {
@@ -140,6 +189,20 @@ std::string Registry::prometheus_text() {
       sum.connect_errors += s->upstream_connect_errors.get();
       sum.up += s->bytes_to_upstream.get();
       sum.down += s->bytes_to_client.get();
+    }
+    for (auto it = user_.begin(); it != user_.end();) {
+      auto m = it->lock();
+      if (!m) {
+        it = user_.erase(it);  // its layer is gone: drop the entry
+        continue;
+      }
+      UserSum& sum = user[m->name];
+      if (sum.help.empty()) {
+        sum.help = m->help;
+        sum.kind = m->kind;
+      }
+      sum.values[m->labels] += m->value.get();
+      ++it;
     }
     for (const auto& weak : thrift_) {
       auto s = weak.lock();
@@ -251,6 +314,14 @@ std::string Registry::prometheus_text() {
   }
   append_histogram(out, "monolake_thrift_call_duration_seconds",
                    "Time from call read to reply ready.", thrift);
+  for (const auto& [name, sum] : user) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, sum.help, name,
+                       sum.kind == UserMetric::Kind::kGauge ? "gauge" : "counter");
+    for (const auto& [labels, value] : sum.values) {
+      out += labels.empty() ? fmt::format("{} {}\n", name, value)
+                            : fmt::format("{}{{{}}} {}\n", name, labels, value);
+    }
+  }
   return out;
 }
 

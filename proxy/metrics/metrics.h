@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace monolake::proxy::metrics {
@@ -76,9 +77,28 @@ struct ThriftServerStats {
   void observe(size_t outcome, std::chrono::nanoseconds took);
 };
 
+// A counter or gauge a layer of its own registers (a user filter's "requests refused"): one
+// object per worker, summed with the others of the same name and labels in /stats.
+struct UserMetric {
+  enum class Kind { kCounter, kGauge };
+  std::string name;    // [a-zA-Z_:][a-zA-Z0-9_:]*, e.g. "myproxy_api_key_refused_total"
+  std::string help;    // one line
+  std::string labels;  // already formatted: server="web",route="/api"; or empty
+  Kind kind = Kind::kCounter;
+  Counter value;
+};
+
 class Registry {
  public:
   static Registry& global();
+  // A per-worker metric of a layer: listed in /stats as long as someone holds it (a layer
+  // keeps it in its service and hands it to its next generation, so totals survive a reload).
+  // `labels` are label="value" pairs; values are escaped here. A name that is not a metric name
+  // (valid_metric_name), or starts with "monolake_" (the proxy's own), is counted but never
+  // listed, with a warning in the log.
+  std::shared_ptr<UserMetric> user(const std::string& name, const std::string& help,
+                                   const std::vector<std::pair<std::string, std::string>>& labels,
+                                   UserMetric::Kind kind = UserMetric::Kind::kCounter);
   std::shared_ptr<HttpServerStats> http(const std::string& server);
   std::shared_ptr<L4ServerStats> l4(const std::string& server);
   std::shared_ptr<ThriftServerStats> thrift(const std::string& server);
@@ -90,6 +110,10 @@ class Registry {
   std::vector<std::weak_ptr<HttpServerStats>> http_;
   std::vector<std::weak_ptr<L4ServerStats>> l4_;
   std::vector<std::weak_ptr<ThriftServerStats>> thrift_;
+  std::vector<std::weak_ptr<UserMetric>> user_;
 };
+
+// Whether `name` may be a metric name in Prometheus' exposition format.
+bool valid_metric_name(const std::string& name);
 
 }  // namespace monolake::proxy::metrics
