@@ -6,6 +6,10 @@ the plain rules with ML_THIRD_PARTY_C_COPTS, so vendor sources are not held to -
 
 load("@rules_cc//cc:defs.bzl", "cc_binary", "cc_library", "cc_test")
 
+# Labels below are wrapped in Label() so that they name Monolake's own targets (@monolake//...)
+# when a workspace outside loads this file as @monolake//bazel:defs.bzl; a plain string would be
+# resolved in the package that calls the macro.
+
 ML_CXX_COPTS = [
     "-std=c++20",
     "-Wall",
@@ -20,7 +24,7 @@ ML_CXX_COPTS = [
 # GCC 12 only with sibling-call optimisation, which -O0 lacks. So non-opt builds use -Og with
 # sibling calls rather than -O0 (opt builds already have -O2).
 ML_DEBUG_OPT_COPTS = select({
-    "//bazel:opt": [],
+    str(Label("//bazel:opt")): [],
     "//conditions:default": [
         "-Og",
         "-foptimize-sibling-calls",
@@ -48,7 +52,7 @@ def ml_cc_binary(name, copts = [], **kwargs):
 
 def ml_cc_test(name, copts = [], deps = [], gtest_main = True, **kwargs):
     """A GoogleTest test. gtest_main=False for tests that bring their own main()."""
-    test_deps = ["//third_party:gtest_main" if gtest_main else "//third_party:gtest"]
+    test_deps = [str(Label("//third_party:gtest_main" if gtest_main else "//third_party:gtest"))]
     cc_test(
         name = name,
         copts = ML_CXX_COPTS + ML_DEBUG_OPT_COPTS + copts,
@@ -61,7 +65,7 @@ def ml_cc_benchmark(name, copts = [], deps = [], tags = [], **kwargs):
     cc_binary(
         name = name,
         copts = ML_CXX_COPTS + copts,
-        deps = deps + ["//third_party:benchmark_main"],
+        deps = deps + [str(Label("//third_party:benchmark_main"))],
         tags = tags + ["benchmark"],
         **kwargs
     )

@@ -4,7 +4,9 @@
 #   tools/test.sh --asan     ASan + UBSan (clang 14)
 #   tools/test.sh --clang    clang 14
 # Any other argument is passed to `bazel test` (e.g. a target pattern instead of //...).
-# The last line is "N passed, N failed", counted from Bazel's per-target summary.
+# Without a target pattern, tests/external_workspace_test.sh (a workspace outside that depends on
+# this checkout as @monolake) runs as one more step afterwards; BAZEL_JOBS sets its --jobs.
+# The last line is "N passed, N failed", counted from Bazel's per-target summary plus that step.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +22,8 @@ for arg in "$@"; do
     *) args+=("$arg") ;;
   esac
 done
-[ ${#targets[@]} -eq 0 ] && targets=(//...)
+external=0
+[ ${#targets[@]} -eq 0 ] && targets=(//...) && external=1
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -32,5 +35,16 @@ passed=$(grep -cE "${summary_re}(\(cached\) )?PASSED" "$log")
 failed=$(grep -cE "${summary_re}(\(cached\) )?(FAILED|TIMEOUT|FLAKY|NO STATUS|INCOMPLETE|FAILED TO BUILD)" "$log")
 # A build error can stop Bazel before it lists any test: count it as a failure.
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+
+# Bazel inside a Bazel test sandbox is fragile, so this one runs here, outside `bazel test`.
+if [ "$external" -eq 1 ]; then
+  if tests/external_workspace_test.sh; then
+    echo "tests/external_workspace_test.sh PASSED"
+    passed=$((passed + 1))
+  else
+    echo "tests/external_workspace_test.sh FAILED"
+    failed=$((failed + 1))
+  fi
+fi
 echo "${passed} passed, ${failed} failed"
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
