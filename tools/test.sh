@@ -5,7 +5,8 @@
 #   tools/test.sh --clang    clang 14
 # Any other argument is passed to `bazel test` (e.g. a target pattern instead of //...).
 # Without a target pattern, tests/external_workspace_test.sh (a workspace outside that depends on
-# this checkout as @monolake) runs as one more step afterwards; BAZEL_JOBS sets its --jobs.
+# this checkout as @monolake) and tests/new_proxy_test.sh (the tools/new_proxy.sh scaffold, built,
+# tested and served) run as two more steps afterwards; BAZEL_JOBS sets their --jobs.
 # The last line is "N passed, N failed", counted from Bazel's per-target summary plus that step.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -36,15 +37,18 @@ failed=$(grep -cE "${summary_re}(\(cached\) )?(FAILED|TIMEOUT|FLAKY|NO STATUS|IN
 # A build error can stop Bazel before it lists any test: count it as a failure.
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 
-# Bazel inside a Bazel test sandbox is fragile, so this one runs here, outside `bazel test`.
+# Bazel inside a Bazel test sandbox is fragile, so these run here, outside `bazel test`: a
+# workspace that depends on this checkout as @monolake, and the tools/new_proxy.sh scaffold.
 if [ "$external" -eq 1 ]; then
-  if tests/external_workspace_test.sh; then
-    echo "tests/external_workspace_test.sh PASSED"
-    passed=$((passed + 1))
-  else
-    echo "tests/external_workspace_test.sh FAILED"
-    failed=$((failed + 1))
-  fi
+  for step in tests/external_workspace_test.sh tests/new_proxy_test.sh; do
+    if "$step"; then
+      echo "$step PASSED"
+      passed=$((passed + 1))
+    else
+      echo "$step FAILED"
+      failed=$((failed + 1))
+    fi
+  done
 fi
 echo "${passed} passed, ${failed} failed"
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <string>
 
@@ -15,8 +16,8 @@
 #include "proxy/config/config.h"
 #include "proxy/framework/control_loop.h"
 #include "proxy/server/server.h"
-#include "runtime/options.h"
 #include "runtime/notify.h"
+#include "runtime/options.h"
 #include "runtime/time.h"
 
 namespace monolake::proxy::framework {
@@ -347,6 +348,12 @@ int run(int argc, char** argv, std::shared_ptr<const Registry> registry, AppInfo
     return 1;
   }
   set_log_level(*level);
+  // Under `bazel run` the working directory is the runfiles tree; a relative -c means the
+  // directory the user typed the command in.
+  if (const char* typed_in = std::getenv("BUILD_WORKING_DIRECTORY");
+      typed_in && *typed_in && !options.config_file.empty() && options.config_file[0] != '/') {
+    options.config_file = std::string(typed_in) + "/" + options.config_file;
+  }
   if (options.config_file.empty() && info.default_config.empty()) {
     std::fprintf(stderr, "%s: give a configuration file: -c FILE\n", info.name.c_str());
     return 1;
