@@ -86,7 +86,9 @@ def ml_cc_fuzz(name, fuzz_src, library, library_srcs, deps, corpus = "testdata/f
         srcs = library_srcs + [fuzz_src],
         copts = ["-fsanitize=fuzzer,address"],
         linkopts = ["-fsanitize=fuzzer,address"],
-        tags = ["manual"],
+        # tools/fuzz.sh finds the fuzz targets by the "libfuzzer" tag and their corpus by the
+        # "corpus=" one.
+        tags = ["manual", "libfuzzer", "corpus=" + native.package_name() + "/" + corpus],
         deps = deps + [check],
     )
     ml_cc_test(

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up the machine (tools/setup.sh), builds, and runs every test with Bazel.
 #   tools/test.sh            default configuration (gcc 12)
-#   tools/test.sh --asan     ASan + UBSan (clang 14)
+#   tools/test.sh --asan     ASan + UBSan (clang 14); tests tagged no_asan are left to the default
 #   tools/test.sh --clang    clang 14
 # Any other argument is passed to `bazel test` (e.g. a target pattern instead of //...).
 # Without a target pattern, tests/external_workspace_test.sh (a workspace outside that depends on
@@ -17,7 +17,8 @@ args=()
 targets=()
 for arg in "$@"; do
   case "$arg" in
-    --asan) args+=(--config=asan) ;;
+    # Tests tagged no_asan (source-tree checks, the long testssl scan) run in the default build.
+    --asan) args+=(--config=asan --test_tag_filters=-no_asan) ;;
     --clang) args+=(--config=clang) ;;
     //*|:*) targets+=("$arg") ;;
     *) args+=("$arg") ;;

@@ -182,22 +182,26 @@ Task<Result<bool>> write_response(Conn& c, Response& response, const RequestHead
 }
 
 // Ends a connection whose last response is written: stop writing, then read (and drop) what
-// the client is still sending for up to a second, so that closing with unread bytes does not
-// send a reset that destroys the response before the client has read it (lingering close).
+// the client is still sending, so that closing with unread bytes does not send a reset that
+// destroys the response before the client has read it (lingering close). As nginx's
+// lingering_timeout and lingering_time: it ends when the client has been silent for a second,
+// and in any case after 10 s or 64 MiB. (A single 1 s deadline for the whole linger was too
+// short for a client still uploading megabytes to a slow — sanitizer-built — proxy.)
 Task<void> linger_close(Conn& c) {
   (void)co_await c.stream.shutdown_write();
-  // Bounded by time (the timer) and by bytes, not by the number of reads: a client uploading
-  // fast fills many reads within the second, and closing on it then resets the response.
   constexpr size_t kMaxLingerBytes = 64 << 20;
-  c.timer.arm(std::chrono::seconds(1));
+  constexpr auto kSilence = std::chrono::seconds(1);
+  constexpr auto kMaxLinger = std::chrono::seconds(10);
+  const auto deadline = runtime::Runtime::current()->now() + kMaxLinger;
   size_t dropped = 0;
-  while (dropped < kMaxLingerBytes) {
+  while (dropped < kMaxLingerBytes && runtime::Runtime::current()->now() < deadline) {
     c.in.clear();
+    c.timer.arm(kSilence);
     Result<size_t> n = co_await c.stream.read_some(c.in);
-    if (!n || *n == 0) break;
+    c.timer.disarm();
+    if (!n || *n == 0 || c.timer.fired) break;
     dropped += *n;
   }
-  c.timer.disarm();
 }
 
 // After a rejected request: answer, then close with lingering.
