@@ -17,10 +17,10 @@
 
 namespace monolake::proxy::config {
 
-using internal::Errors;
-using internal::Parser;
 using internal::child;
 using internal::element;
+using internal::Errors;
+using internal::Parser;
 
 namespace {
 
@@ -137,29 +137,6 @@ Result<void> check_files(const Config& config) {
     return Error(ErrorCode::kNotFound, error.message());
   }
   return ok();
-}
-
-bool Cidr::contains(const transport::SocketAddress& address) const {
-  if (address.family() != network.family()) return false;
-  const unsigned char* a = nullptr;
-  const unsigned char* b = nullptr;
-  if (address.family() == AF_INET) {
-    a = reinterpret_cast<const unsigned char*>(
-        &reinterpret_cast<const sockaddr_in*>(address.data())->sin_addr);
-    b = reinterpret_cast<const unsigned char*>(
-        &reinterpret_cast<const sockaddr_in*>(network.data())->sin_addr);
-  } else if (address.family() == AF_INET6) {
-    a = reinterpret_cast<const sockaddr_in6*>(address.data())->sin6_addr.s6_addr;
-    b = reinterpret_cast<const sockaddr_in6*>(network.data())->sin6_addr.s6_addr;
-  } else {
-    return false;
-  }
-  int bits = prefix;
-  for (int byte = 0; bits > 0; ++byte, bits -= 8) {
-    const unsigned char mask = bits >= 8 ? 0xff : static_cast<unsigned char>(0xff << (8 - bits));
-    if ((a[byte] & mask) != (b[byte] & mask)) return false;
-  }
-  return true;
 }
 
 }  // namespace monolake::proxy::config

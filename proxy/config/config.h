@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "proxy/http/layer_params.h"
 #include "proxy/params/params.h"
 #include "proxy/upstream/balancer.h"
 #include "runtime/options.h"
@@ -114,30 +115,15 @@ struct Upstream {
   uint32_t weight = 1;
 };
 
+// The value types shared with the HTTP layers (proxy/http/layer_params.h).
+using DirectResponse = http::DirectResponse;
+using HeaderRewrite = http::HeaderRewrite;
+using Cidr = http::Cidr;
+using UpstreamHttpVersion = http::UpstreamHttpVersion;
+
 // The balancers of proxy/upstream (one definition, one parser for the names and aliases).
 using LoadBalancer = Balancer;
 inline std::string_view load_balancer_name(LoadBalancer lb) { return balancer_name(lb); }
-
-// A route that answers by itself: `return = { status = 200, body = "...", headers = {...} }`.
-struct DirectResponse {
-  int status = 200;
-  std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;  // in the file's order
-};
-
-// request_headers / response_headers = { add = { name = "value" }, remove = ["name"] }.
-struct HeaderRewrite {
-  std::vector<std::pair<std::string, std::string>> add;  // set: replaces fields of that name
-  std::vector<std::string> remove;
-  bool empty() const { return add.empty() && remove.empty(); }
-};
-
-// A CIDR block ("10.0.0.0/8", "::1/128") for trusted_proxies.
-struct Cidr {
-  transport::SocketAddress network;  // port 0
-  int prefix = 0;
-  bool contains(const transport::SocketAddress& address) const;
-};
 
 struct RouteConfig {
   // http: the Host this route serves: exact ("api.example.com") or "*.example.com" (any
@@ -165,10 +151,6 @@ struct RouteConfig {
   // http: request layers of this route, in order, after routing and before forward/return.
   std::vector<FilterConfig> filters;
 };
-
-// http: the HTTP version spoken to upstreams (Monolake's key). kAuto: ALPN on https upstreams
-// (h2 if the upstream picks it), HTTP/1.1 on cleartext ones.
-enum class UpstreamHttpVersion { kHttp11, kHttp2, kAuto };
 
 // [servers.NAME.http2]: HTTP/2 towards clients (ALPN h2 on TLS listeners, prior knowledge on
 // plain ones) and its limits; the same limits apply to HTTP/2 upstream connections.

@@ -74,11 +74,11 @@ struct ConnectingGuard {
 
 bool HttpForward::use_h2(const std::string& key) const {
   switch (options_.version) {
-    case config::UpstreamHttpVersion::kHttp2:
+    case UpstreamHttpVersion::kHttp2:
       return true;
-    case config::UpstreamHttpVersion::kAuto:
+    case UpstreamHttpVersion::kAuto:
       return options_.tls && pool_->speaks_h2(key);
-    case config::UpstreamHttpVersion::kHttp11:
+    case UpstreamHttpVersion::kHttp11:
       return false;
   }
   return false;
@@ -106,7 +106,7 @@ Task<Result<std::shared_ptr<mh::h2::ClientConnection>>> HttpForward::connect_h2(
       co_return Error(secured.error().code(), "TLS to " + key + ": " + secured.error().to_string());
     }
     if (secured->alpn() != "h2") {
-      if (options_.version == config::UpstreamHttpVersion::kAuto) {
+      if (options_.version == UpstreamHttpVersion::kAuto) {
         // It spoke HTTP/2 before and no longer does: the next requests go HTTP/1.1.
         pool_->forget_h2(key);
       } else {

@@ -14,7 +14,7 @@
 
 #include "http/h1/codec.h"
 #include "http/h2/options.h"
-#include "proxy/config/config.h"
+#include "proxy/http/layer_params.h"
 #include "proxy/http/http_service.h"
 #include "proxy/http/pool.h"
 #include "proxy/metrics/metrics.h"
@@ -32,17 +32,17 @@ struct ForwardOptions {
   std::chrono::nanoseconds connect_timeout = std::chrono::seconds(5);
   std::chrono::nanoseconds response_timeout = std::chrono::seconds(60);  // head and body reads
   monolake::http::h1::Limits limits;
-  // The route's rewrites (see config::RouteConfig) and the server's trusted proxies.
+  // The route's rewrites (the route keys of docs/config.md) and the server's trusted proxies.
   std::string host_rewrite;
   std::string strip_prefix;
   std::string add_prefix;
-  config::HeaderRewrite request_headers;
-  config::HeaderRewrite response_headers;
-  std::vector<config::Cidr> trusted_proxies;
+  HeaderRewrite request_headers;
+  HeaderRewrite response_headers;
+  std::vector<Cidr> trusted_proxies;
   bool websocket = false;  // tunnel `Upgrade: websocket` requests
   // A tunnel with no byte moving either way for this long is closed (tcp_idle_timeout_sec).
   std::optional<std::chrono::nanoseconds> tunnel_idle_timeout;
-  config::UpstreamHttpVersion version = config::UpstreamHttpVersion::kHttp11;
+  UpstreamHttpVersion version = UpstreamHttpVersion::kHttp11;
   monolake::http::h2::Options h2;
 };
 

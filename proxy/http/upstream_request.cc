@@ -72,7 +72,7 @@ std::string_view client_ip(const mh::Request& request) {
 // Whether the client's peer is one of the server's trusted proxies.
 bool trusted(const ForwardOptions& options, const mh::ConnectionInfo* info) {
   if (!info || options.trusted_proxies.empty()) return false;
-  for (const config::Cidr& cidr : options.trusted_proxies) {
+  for (const Cidr& cidr : options.trusted_proxies) {
     if (cidr.contains(info->peer)) return true;
   }
   return false;
@@ -99,7 +99,7 @@ void rewrite_path(const ForwardOptions& options, std::string& target) {
   }
 }
 
-void apply_header_rewrite(const config::HeaderRewrite& rewrite, mh::HeaderMap& headers) {
+void apply_header_rewrite(const HeaderRewrite& rewrite, mh::HeaderMap& headers) {
   for (const std::string& name : rewrite.remove) headers.remove(name);
   for (const auto& [name, value] : rewrite.add) headers.set(name, value);
 }

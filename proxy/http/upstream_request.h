@@ -6,7 +6,7 @@
 
 #include "base/error.h"
 #include "http/exchange.h"
-#include "proxy/config/config.h"
+#include "proxy/http/layer_params.h"
 #include "proxy/http/forward.h"
 #include "transport/address.h"
 
@@ -17,7 +17,7 @@ void remove_hop_by_hop(monolake::http::HeaderMap& headers);
 
 // The route's path rewrite: strip_prefix (on a segment boundary), then add_prefix.
 void rewrite_path(const ForwardOptions& options, std::string& target);
-void apply_header_rewrite(const config::HeaderRewrite& rewrite, monolake::http::HeaderMap& headers);
+void apply_header_rewrite(const HeaderRewrite& rewrite, monolake::http::HeaderMap& headers);
 // Turns the client's request head into the upstream's: origin-form target, no hop-by-hop or
 // framing fields (the writer frames from the body), X-Forwarded-*, X-Request-Id.
 void prepare_upstream_head(const ForwardOptions& options, monolake::http::Request& request);
