@@ -16,6 +16,8 @@ PACKAGES=(
   # libthrift-dev 0.17 headers include Boost but the package does not depend on it
   libthrift-dev libboost-dev nghttp2-client nghttp2-server h2o python3-h2 python3-hyperframe python3-hpack
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  # examples/custom_protocol's peers
+  redis-server redis-tools
 )
 
 missing=()
