@@ -48,7 +48,7 @@ listener = { type = "socket", value = "127.0.0.1:%d" }
 path = "%s"
 upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:%d" } }]
 [[servers.cache.routes]]
-path = "LPUSH,LLEN,PING,DEL"
+path = "LPUSH,LLEN,LRANGE,PING,DEL"
 upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:%d" } }]
 """ % (port, extra, routes, strings, other)
 
@@ -97,6 +97,12 @@ def test_resp_server_kind():
     assert raw(port, burst, n) == b"+OK\r\n" * n
     gets = b"".join(b"*2\r\n$3\r\nGET\r\n$2\r\np%d\r\n" % i for i in range(10))
     assert raw(port, gets, 20) == b"".join(b"$1\r\n%d\r\n" % i for i in range(10))
+
+    # A reply with more elements than max_args (1024 by default) still passes.
+    push = b"*%d\r\n$5\r\nLPUSH\r\n$4\r\nlong\r\n" % 752 + b"$1\r\nx\r\n" * 750
+    assert raw(port, push + push, 2) == b":750\r\n:1500\r\n"
+    lrange = b"*4\r\n$6\r\nLRANGE\r\n$4\r\nlong\r\n$1\r\n0\r\n$2\r\n-1\r\n"
+    assert raw(port, lrange, 1 + 2 * 1500).count(b"$1\r\nx\r\n") == 1500
 
     # Malformed: that connection closes; others carry on.
     assert closed_after(port, b"*1\n$3\r\nGET\r\n")      # a bare LF

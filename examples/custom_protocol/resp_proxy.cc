@@ -46,6 +46,14 @@ std::optional<size_t> route_of(const RespParams& params, const std::string& comm
   return std::nullopt;
 }
 
+// Replies are bounded apart from commands: max_args is about what clients send, and a reply
+// (LRANGE, KEYS, MGET) may well have more elements than any command has arguments.
+RespLimits reply_limits(const RespParams& params) {
+  RespLimits limits = params.limits;
+  limits.max_elements = 1 << 20;
+  return limits;
+}
+
 // Connects to one of the route's upstreams (up to 3 tries, each failure backing it off).
 Task<std::unique_ptr<UpstreamLink>> connect(UpstreamSet& set, const RespParams& params,
                                             l4::Outcome& outcome) {
@@ -58,7 +66,7 @@ Task<std::unique_ptr<UpstreamLink>> connect(UpstreamSet& set, const RespParams& 
     Result<Stream> stream = co_await Stream::connect(address, {.timeout = params.connect_timeout});
     if (stream) {
       set.report_success(index);
-      co_return std::make_unique<UpstreamLink>(std::move(*stream), index, params.limits);
+      co_return std::make_unique<UpstreamLink>(std::move(*stream), index, reply_limits(params));
     }
     set.report_failure(index, rt->now());
     ML_LOG(kWarn, "resp: upstream {} failed: {}", outcome.upstream, stream.error().to_string());
