@@ -54,7 +54,9 @@ port=
 start_server() {
   server_log=$tmp/$backend-$1.log
   shift
-  "$server_bin" --backend "$backend" --listen 127.0.0.1:0 "$@" >"$server_log" 2>&1 &
+  # Made here, not by the background job's redirection, which may run after the first sed.
+  : >"$server_log"
+  "$server_bin" --backend "$backend" --listen 127.0.0.1:0 "$@" >>"$server_log" 2>&1 &
   server_pid=$!
   pids+=("$server_pid")
   port=

@@ -40,8 +40,10 @@ failures=0
 for backend in "${backends[@]}"; do
   start=$(date +%s)
   log=$tmp/$backend-server.log
+  # Made here, not by the background job's redirection, which may run after the first sed.
+  : >"$log"
   "$server_bin" --backend "$backend" --listen 127.0.0.1:0 \
-    --cert "$certs/a-testssl.pem,$certs/a.key,a.test;*.a.test" --alpn h2,http/1.1 >"$log" 2>&1 &
+    --cert "$certs/a-testssl.pem,$certs/a.key,a.test;*.a.test" --alpn h2,http/1.1 >>"$log" 2>&1 &
   server_pid=$!
   port=
   for _ in $(seq 100); do
