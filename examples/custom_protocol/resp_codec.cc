@@ -1,5 +1,6 @@
 #include "examples/custom_protocol/resp_codec.h"
 
+#include <algorithm>
 #include <charconv>
 #include <string_view>
 
@@ -13,121 +14,117 @@ namespace {
 
 Error malformed(const std::string& why) { return Error(ErrorCode::kProtocol, "resp: " + why); }
 
-// Scans one RESP value starting at `at`; returns the offset just past it, nullopt when the
-// bytes end first, or an error.
-class Scanner {
- public:
-  Scanner(std::string_view bytes, const RespLimits& limits) : bytes_(bytes), limits_(limits) {}
+bool resp_type(char c) { return c == '+' || c == '-' || c == ':' || c == '$' || c == '*'; }
 
-  Result<std::optional<size_t>> value(size_t at, size_t depth) {
-    if (at >= bytes_.size()) return std::optional<size_t>();
-    const char type = bytes_[at];
-    Result<std::optional<Line>> header = line(at + 1);
-    if (!header) return std::move(header).error();
-    if (!*header) return std::optional<size_t>();
-    const Line& l = **header;
-    switch (type) {
-      case '+':
-      case '-':
-        return std::optional<size_t>(l.next);
-      case ':': {
-        if (!integer(l.text)) return malformed("integer reply is not an integer");
-        return std::optional<size_t>(l.next);
-      }
-      case '$': {
-        std::optional<long long> n = integer(l.text);
-        if (!n || *n < -1) return malformed("bad bulk length");
-        if (*n == -1) return std::optional<size_t>(l.next);
-        if (static_cast<unsigned long long>(*n) > limits_.max_bulk_bytes) {
-          return malformed("bulk string over max_bulk_bytes");
-        }
-        const size_t end = l.next + static_cast<size_t>(*n) + 2;
-        if (bytes_.size() < end) return std::optional<size_t>();
-        if (bytes_[end - 2] != '\r' || bytes_[end - 1] != '\n') {
-          return malformed("bulk string not followed by CRLF");
-        }
-        return std::optional<size_t>(end);
-      }
-      case '*': {
-        std::optional<long long> n = integer(l.text);
-        if (!n || *n < -1) return malformed("bad array length");
-        if (*n == -1) return std::optional<size_t>(l.next);
-        if (static_cast<unsigned long long>(*n) > limits_.max_elements) {
-          return malformed("array over max_elements");
-        }
-        if (depth + 1 > limits_.max_depth) return malformed("arrays nested too deep");
-        size_t next = l.next;
-        for (long long i = 0; i < *n; ++i) {
-          Result<std::optional<size_t>> element = value(next, depth + 1);
-          if (!element || !*element) return element;
-          next = **element;
-        }
-        return std::optional<size_t>(next);
-      }
-      default:
-        return malformed("unknown type byte");
-    }
-  }
+std::optional<long long> integer(std::string_view text) {
+  long long n = 0;
+  if (text.empty()) return std::nullopt;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return n;
+}
 
-  struct Line {
-    std::string_view text;
-    size_t next;  // past the CRLF
-  };
-  // The line starting at `at`, up to CRLF. A CR or LF that is not part of the CRLF is
-  // malformed; so is a line longer than max_line. Decided on the bytes seen so far only when
-  // more bytes could not change the verdict, so that split input reads as whole input.
-  Result<std::optional<Line>> line(size_t at) {
-    const size_t lf = bytes_.find('\n', at);
-    if (lf == std::string_view::npos) {
-      const std::string_view partial = bytes_.substr(at);
-      if (partial.size() > limits_.max_line + 1) return malformed("line over max_line");
-      const size_t cr = partial.find('\r');
-      if (cr != std::string_view::npos && cr + 1 < partial.size()) {
-        return malformed("bare CR or LF");
-      }
-      return std::optional<Line>();
-    }
-    if (lf == at || bytes_[lf - 1] != '\r') return malformed("bare CR or LF");
-    const std::string_view text = bytes_.substr(at, lf - 1 - at);
-    if (text.find('\r') != std::string_view::npos) return malformed("bare CR or LF");
-    if (text.size() > limits_.max_line) return malformed("line over max_line");
-    return std::optional<Line>(Line{text, lf + 1});
-  }
-
-  static std::optional<long long> integer(std::string_view text) {
-    long long n = 0;
-    if (text.empty()) return std::nullopt;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-    if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-    return n;
-  }
-
- private:
-  std::string_view bytes_;
-  const RespLimits& limits_;
+struct Line {
+  std::string_view text;
+  size_t next;  // past the CRLF
 };
 
-bool resp_type(char c) { return c == '+' || c == '-' || c == ':' || c == '$' || c == '*'; }
+// The line starting at `at`, up to CRLF. A CR or LF that is not part of the CRLF is malformed;
+// so is a line longer than max_line. Decided on the bytes seen so far only when more bytes
+// could not change the verdict, so that split input reads as whole input.
+Result<std::optional<Line>> line(std::string_view bytes, size_t at, const RespLimits& limits) {
+  // Search no further than the longest allowed line: a missing LF must not cost a scan of a
+  // whole bulk string behind it.
+  const std::string_view window = bytes.substr(at, limits.max_line + 2);
+  const size_t lf = window.find('\n');
+  if (lf == std::string_view::npos) {
+    // The bare CR first: with the LF still to come, the whole line would be refused for it.
+    const size_t cr = window.find('\r');
+    if (cr != std::string_view::npos && cr + 1 < window.size()) return malformed("bare CR or LF");
+    if (window.size() > limits.max_line + 1) return malformed("line over max_line");
+    return std::optional<Line>();
+  }
+  if (lf == 0 || window[lf - 1] != '\r') return malformed("bare CR or LF");
+  const std::string_view text = window.substr(0, lf - 1);
+  if (text.find('\r') != std::string_view::npos) return malformed("bare CR or LF");
+  if (text.size() > limits.max_line) return malformed("line over max_line");
+  return std::optional<Line>(Line{text, at + lf + 1});
+}
 
 }  // namespace
 
 Result<std::optional<std::string>> RespCodec::decode(monolake::IoBuffer& in) {
-  const std::string_view bytes(reinterpret_cast<const char*>(in.data()), in.size());
-  if (bytes.empty()) return std::optional<std::string>();
-  Scanner scanner(bytes, limits_);
-  Result<std::optional<size_t>> end = std::optional<size_t>();
-  if (inline_commands_ && !resp_type(bytes[0])) {
-    Result<std::optional<Scanner::Line>> l = scanner.line(0);
-    if (!l) return std::move(l).error();
+  const std::string_view bytes = in.view();
+  auto fail = [this](Error error) -> Result<std::optional<std::string>> {
+    reset();
+    return error;
+  };
+  if (bytes.size() <= checked_) return std::optional<std::string>();
+  if (checked_ == 0 && inline_commands_ && !resp_type(bytes[0])) {
+    Result<std::optional<Line>> l = line(bytes, 0, limits_);
+    if (!l) return fail(std::move(l).error());
     if (!*l) return std::optional<std::string>();
-    end = std::optional<size_t>((*l)->next);
+    checked_ = (*l)->next;
   } else {
-    end = scanner.value(0, 0);
+    // One value header (and a bulk string's body) per turn; a complete value counts against
+    // the arrays open around it, and the frame ends when none is left open.
+    while (true) {
+      if (checked_ >= bytes.size()) return std::optional<std::string>();
+      const char type = bytes[checked_];
+      Result<std::optional<Line>> header = line(bytes, checked_ + 1, limits_);
+      if (!header) return fail(std::move(header).error());
+      if (!*header) return std::optional<std::string>();
+      const Line& l = **header;
+      if (l.next > limits_.max_frame_bytes) return fail(malformed("value over max_frame_bytes"));
+      size_t end = l.next;
+      switch (type) {
+        case '+':
+        case '-':
+          break;
+        case ':':
+          if (!integer(l.text)) return fail(malformed("integer reply is not an integer"));
+          break;
+        case '$': {
+          std::optional<long long> n = integer(l.text);
+          if (!n || *n < -1) return fail(malformed("bad bulk length"));
+          if (*n == -1) break;
+          if (static_cast<unsigned long long>(*n) > limits_.max_bulk_bytes) {
+            return fail(malformed("bulk string over max_bulk_bytes"));
+          }
+          end = l.next + static_cast<size_t>(*n) + 2;
+          if (end > limits_.max_frame_bytes) return fail(malformed("value over max_frame_bytes"));
+          // Not yet whole: the header is checked again next time, which costs nothing.
+          if (bytes.size() < end) return std::optional<std::string>();
+          if (bytes[end - 2] != '\r' || bytes[end - 1] != '\n') {
+            return fail(malformed("bulk string not followed by CRLF"));
+          }
+          break;
+        }
+        case '*': {
+          std::optional<long long> n = integer(l.text);
+          if (!n || *n < -1) return fail(malformed("bad array length"));
+          if (*n <= 0) break;  // *-1 (null) and *0 are whole values
+          if (static_cast<unsigned long long>(*n) > limits_.max_elements) {
+            return fail(malformed("array over max_elements"));
+          }
+          if (open_.size() + 1 > limits_.max_depth)
+            return fail(malformed("arrays nested too deep"));
+          open_.push_back(static_cast<size_t>(*n));
+          checked_ = l.next;
+          continue;  // its elements follow
+        }
+        default:
+          return fail(malformed("unknown type byte"));
+      }
+      checked_ = end;
+      // The value just ended may be the last element of one or more arrays.
+      while (!open_.empty() && --open_.back() == 0) open_.pop_back();
+      if (open_.empty()) break;
+    }
   }
-  if (!end) return std::move(end).error();
-  if (!*end) return std::optional<std::string>();
-  std::string frame(bytes.substr(0, **end));
-  in.consume(**end);
+  std::string frame(bytes.substr(0, checked_));
+  in.consume(checked_);
+  reset();
   return std::optional<std::string>(std::move(frame));
 }
 
@@ -135,36 +132,45 @@ void RespCodec::encode(const std::string& frame, monolake::IoBuffer& out) { out.
 
 Result<std::vector<std::string>> command_arguments(const std::string& frame) {
   std::vector<std::string> args;
-  if (frame.empty()) return malformed("empty command");
-  if (frame[0] != '*' && resp_type(frame[0])) {
-    return malformed("a command is an array of bulk strings");
+  if (frame.size() < 2 || frame.compare(frame.size() - 2, 2, "\r\n") != 0) {
+    return malformed("a command ends with CRLF");
   }
   if (frame[0] != '*') {
-    // Inline: words separated by spaces (no quoting: enough for PING, GET k...).
-    std::string_view line(frame);
-    line.remove_suffix(2);
+    if (resp_type(frame[0])) return malformed("a command is an array of bulk strings");
+    // Inline: words separated by spaces or tabs.
+    const std::string_view text(frame.data(), frame.size() - 2);
     size_t at = 0;
-    while (at < line.size()) {
-      const size_t space = line.find(' ', at);
-      const size_t end = space == std::string_view::npos ? line.size() : space;
-      if (end > at) args.emplace_back(line.substr(at, end - at));
-      at = end + 1;
+    while (at < text.size()) {
+      const size_t gap = std::min(text.find_first_of(" \t", at), text.size());
+      if (gap > at) args.emplace_back(text.substr(at, gap - at));
+      at = gap + 1;
     }
-    if (args.empty()) return malformed("empty inline command");
     return args;
   }
-  // *N\r\n then N bulk strings; the codec has checked the framing already.
-  size_t at = frame.find("\r\n") + 2;
-  const long long n = std::stoll(frame.substr(1, at - 3));
-  if (n <= 0) return malformed("a command is a non-empty array");
-  for (long long i = 0; i < n; ++i) {
-    if (frame[at] != '$') return malformed("command arguments are bulk strings");
-    const size_t line_end = frame.find("\r\n", at);
-    const long long len = std::stoll(frame.substr(at + 1, line_end - at - 1));
-    if (len < 0) return malformed("a null argument");
-    args.push_back(frame.substr(line_end + 2, static_cast<size_t>(len)));
-    at = line_end + 2 + static_cast<size_t>(len) + 2;
+  // *N\r\n then N bulk strings, each $LEN\r\nBYTES\r\n. The bounds are checked again here so
+  // that this never reads past `frame`, whatever it is given.
+  const std::string_view bytes(frame);
+  size_t eol = bytes.find("\r\n");
+  std::optional<long long> n = integer(bytes.substr(1, eol - 1));
+  if (!n || *n < -1) return malformed("bad array length");
+  size_t at = eol + 2;
+  for (long long i = 0; i < *n; ++i) {
+    if (at >= bytes.size() || bytes[at] != '$') {
+      return malformed("command arguments are bulk strings");
+    }
+    eol = bytes.find("\r\n", at);
+    if (eol == std::string_view::npos) return malformed("truncated argument");
+    std::optional<long long> len = integer(bytes.substr(at + 1, eol - at - 1));
+    if (!len || *len < 0) return malformed("a command argument is a non-null bulk string");
+    const size_t begin = eol + 2;
+    if (static_cast<unsigned long long>(*len) + 2 > bytes.size() - begin ||
+        bytes.substr(begin + static_cast<size_t>(*len), 2) != "\r\n") {
+      return malformed("truncated argument");
+    }
+    args.emplace_back(bytes.substr(begin, static_cast<size_t>(*len)));
+    at = begin + static_cast<size_t>(*len) + 2;
   }
+  if (at != bytes.size()) return malformed("bytes after the command's arguments");
   return args;
 }
 

@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "codec/framed.h"
 #include "runtime/runtime.h"
+#include "runtime/time.h"
 #include "transport/stream.h"
 
 namespace example {
@@ -20,6 +21,9 @@ using monolake::transport::Stream;
 
 namespace {
 
+// As TcpForward (l4::kMaxConnectAttempts, which the framework's headers do not export).
+constexpr size_t kMaxConnectAttempts = 3;
+
 std::string upper(std::string s) {
   for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
@@ -28,12 +32,23 @@ std::string upper(std::string s) {
 std::string error_reply(const std::string& text) { return "-ERR " + text + "\r\n"; }
 
 // This client's connection to one route's upstream. Framed borrows the stream, so the pair
-// lives at one address (held by unique_ptr).
+// lives at one address (held by unique_ptr). Counts as a request in flight on the upstream for
+// least_request while it lives.
 struct UpstreamLink {
-  UpstreamLink(Stream s, size_t i, const RespLimits& limits)
-      : stream(std::move(s)), framed(stream, RespCodec(limits)), index(i) {}
+  UpstreamLink(Stream s, std::shared_ptr<UpstreamSet> upstreams, size_t i, const RespLimits& limits)
+      : stream(std::move(s)),
+        framed(stream, RespCodec(limits)),
+        set(std::move(upstreams)),
+        index(i) {
+    set->begin(index);
+  }
+  ~UpstreamLink() { set->end(index); }
+  UpstreamLink(const UpstreamLink&) = delete;
+  UpstreamLink& operator=(const UpstreamLink&) = delete;
+
   Stream stream;
   monolake::codec::Framed<Stream, RespCodec> framed;
+  std::shared_ptr<UpstreamSet> set;
   size_t index;
 };
 
@@ -46,32 +61,52 @@ std::optional<size_t> route_of(const RespParams& params, const std::string& comm
   return std::nullopt;
 }
 
-// Replies are bounded apart from commands: max_args is about what clients send, and a reply
-// (LRANGE, KEYS, MGET) may well have more elements than any command has arguments.
-RespLimits reply_limits(const RespParams& params) {
-  RespLimits limits = params.limits;
-  limits.max_elements = 1 << 20;
-  return limits;
+// Adds `upstream` to the access log's list of upstreams this client used.
+void note_upstream(l4::Outcome& outcome, const std::string& upstream) {
+  const std::string listed = "," + outcome.upstream + ",";
+  if (listed.find("," + upstream + ",") != std::string::npos) return;
+  outcome.upstream += (outcome.upstream.empty() ? "" : ",") + upstream;
 }
 
-// Connects to one of the route's upstreams (up to 3 tries, each failure backing it off).
-Task<std::unique_ptr<UpstreamLink>> connect(UpstreamSet& set, const RespParams& params,
-                                            l4::Outcome& outcome) {
+// Connects to one of the route's upstreams (at most 3 tries, as TcpForward: each failure backs
+// that upstream off, so the next pick skips it). nullptr when none could be reached.
+Task<std::unique_ptr<UpstreamLink>> connect(const std::shared_ptr<UpstreamSet>& set,
+                                            const RespParams& params, l4::Outcome& outcome) {
   monolake::runtime::Runtime* rt = monolake::runtime::Runtime::current();
-  const size_t attempts = std::min<size_t>(3, set.size());
+  monolake::runtime::CancelState* cancel = co_await monolake::runtime::current_cancel_state{};
+  const size_t attempts = std::min<size_t>(kMaxConnectAttempts, set->size());
   for (size_t attempt = 0; attempt < attempts; ++attempt) {
-    const size_t index = set.pick(rt->now());
-    const auto& address = set.at(index).address;
-    outcome.upstream = address.to_string();
+    const size_t index = set->pick(rt->now());
+    const auto& address = set->at(index).address;
     Result<Stream> stream = co_await Stream::connect(address, {.timeout = params.connect_timeout});
     if (stream) {
-      set.report_success(index);
-      co_return std::make_unique<UpstreamLink>(std::move(*stream), index, reply_limits(params));
+      set->report_success(index);
+      note_upstream(outcome, address.to_string());
+      co_return std::make_unique<UpstreamLink>(std::move(*stream), set, index, params.reply_limits);
     }
-    set.report_failure(index, rt->now());
-    ML_LOG(kWarn, "resp: upstream {} failed: {}", outcome.upstream, stream.error().to_string());
+    // Cancelled (the server is draining): not the upstream's fault.
+    if (cancel && cancel->cancelled()) co_return nullptr;
+    set->report_failure(index, rt->now());
+    ML_LOG(kWarn, "resp: upstream {} failed: {}", address.to_string(), stream.error().to_string());
   }
   co_return nullptr;
+}
+
+// Sends one command on `link` and reads its one reply.
+Task<Result<std::string>> round_trip(UpstreamLink& link, const std::string& command) {
+  if (Result<void> sent = co_await link.framed.send(command); !sent) {
+    co_return std::move(sent).error();
+  }
+  Result<std::optional<std::string>> reply = co_await link.framed.next();
+  if (!reply) co_return std::move(reply).error();
+  if (!*reply) co_return Error(ErrorCode::kClosed, "closed before replying");
+  co_return std::move(**reply);
+}
+
+template <class T>
+Task<T> within(Task<T> task, const std::optional<std::chrono::nanoseconds>& limit) {
+  if (!limit) co_return co_await std::move(task);
+  co_return co_await monolake::runtime::with_timeout(std::move(task), *limit);
 }
 
 }  // namespace
@@ -79,48 +114,47 @@ Task<std::unique_ptr<UpstreamLink>> connect(UpstreamSet& set, const RespParams& 
 template <class ClientStream>
 Task<void> RespProxy::serve(ClientStream& client, l4::Outcome& outcome) {
   monolake::codec::Framed<ClientStream, RespCodec> commands(
-      client, RespCodec(params_->limits, /*inline_commands=*/true));
+      client, RespCodec(params_->command_limits, /*inline_commands=*/true));
   std::vector<std::unique_ptr<UpstreamLink>> links(params_->routes.size());
   while (true) {
-    Result<std::optional<std::string>> frame = co_await commands.next();
+    // Between commands the client may be idle for the idle timeout, no longer.
+    Result<std::optional<std::string>> frame =
+        co_await within(commands.next(), params_->idle_timeout);
     if (!frame) {
       outcome.failed_stage = "client";
       outcome.error = std::move(frame).error();
       co_return;
     }
     if (!*frame) co_return;  // the client closed between commands
-    outcome.to_upstream += (*frame)->size();
-    std::string reply;
     Result<std::vector<std::string>> args = command_arguments(**frame);
     if (!args) {
       outcome.failed_stage = "client";
       outcome.error = std::move(args).error();
       co_return;
     }
-    if (args->size() > params_->max_args) {
-      reply = error_reply("too many arguments (max_args)");
-    } else if (std::optional<size_t> route = route_of(*params_, upper((*args)[0])); !route) {
+    if (args->empty()) continue;  // *0, *-1, a blank line: redis-server ignores them too
+    std::string reply;
+    if (std::optional<size_t> route = route_of(*params_, upper((*args)[0])); !route) {
       reply = error_reply("no route for command '" + (*args)[0] + "'");
     } else {
       std::unique_ptr<UpstreamLink>& link = links[*route];
-      if (!link) link = co_await connect(*upstreams_[*route], *params_, outcome);
-      if (!link) {
-        reply = error_reply("upstream unavailable");
-      } else if (Result<void> sent = co_await link->framed.send(**frame); !sent) {
-        upstreams_[*route]->report_failure(link->index,
-                                           monolake::runtime::Runtime::current()->now());
+      if (!link) link = co_await connect(upstreams_[*route], *params_, outcome);
+      Result<std::string> answer = Error(ErrorCode::kClosed, "no upstream reachable");
+      if (link) {
+        outcome.to_upstream += (*frame)->size();
+        answer = co_await within(round_trip(*link, **frame), params_->idle_timeout);
+      }
+      if (answer) {
+        reply = std::move(*answer);
+      } else {
+        // Whatever happened to the reply (lost, malformed, over a limit, late), the link can
+        // no longer be trusted to answer the next command with its own reply.
+        if (link) {
+          ML_LOG(kWarn, "resp: upstream {} dropped: {}",
+                 link->set->at(link->index).address.to_string(), answer.error().to_string());
+        }
         link.reset();
         reply = error_reply("upstream unavailable");
-      } else {
-        Result<std::optional<std::string>> answer = co_await link->framed.next();
-        if (!answer || !*answer) {
-          // Broken, closed or malformed: the reply is lost; this client's next command there
-          // connects again.
-          link.reset();
-          reply = error_reply("upstream unavailable");
-        } else {
-          reply = std::move(**answer);
-        }
       }
     }
     outcome.to_client += reply.size();
@@ -162,6 +196,10 @@ monolake::proxy::ParamSchema resp_schema() {
       .default_value(16 << 20)
       .range(1, 512 << 20)
       .doc("the largest bulk string, in a command or a reply");
+  schema.integer("max_frame_bytes")
+      .default_value(64 << 20)
+      .range(1024, 1 << 30)
+      .doc("the largest command or reply, all its elements included (each is held whole)");
   schema.integer("max_args")
       .default_value(1024)
       .range(1, 1 << 20)
@@ -169,29 +207,60 @@ monolake::proxy::ParamSchema resp_schema() {
   return schema;
 }
 
+namespace {
+
+// "GET, set" -> {"GET", "SET"}; "*" or "" -> {} (every command).
+Result<std::vector<std::string>> command_names(const std::string& list, size_t route) {
+  std::vector<std::string> names;
+  if (list.empty() || list == "*") return names;
+  size_t at = 0;
+  while (at <= list.size()) {
+    const size_t comma = std::min(list.find(',', at), list.size());
+    std::string name = upper(list.substr(at, comma - at));
+    name.erase(0, name.find_first_not_of(' '));
+    name.erase(name.find_last_not_of(' ') + 1);
+    if (name.empty() || name.find_first_of(" \t*") != std::string::npos) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "routes[" + std::to_string(route) + "].path: '" + list +
+                       "' is not a list of command names (\"GET,SET\") or \"*\"");
+    }
+    names.push_back(std::move(name));
+    at = comma + 1;
+  }
+  return names;
+}
+
+}  // namespace
+
 Result<std::shared_ptr<const framework::ConnectionLayerFactory>> make_resp(
     const framework::ServerKindParams& p) {
   RespParams params;
-  params.limits.max_bulk_bytes = static_cast<size_t>(p.params.integer("max_bulk_bytes"));
-  params.max_args = static_cast<size_t>(p.params.integer("max_args"));
-  params.limits.max_elements = params.max_args;
+  const auto bulk = static_cast<size_t>(p.params.integer("max_bulk_bytes"));
+  const auto frame = static_cast<size_t>(p.params.integer("max_frame_bytes"));
+  const auto args = static_cast<size_t>(p.params.integer("max_args"));
+  if (bulk > frame) {
+    return Error(ErrorCode::kInvalidArgument, "max_bulk_bytes: " + std::to_string(bulk) +
+                                                  " is over max_frame_bytes (" +
+                                                  std::to_string(frame) + ")");
+  }
+  params.command_limits.max_bulk_bytes = params.reply_limits.max_bulk_bytes = bulk;
+  params.command_limits.max_frame_bytes = params.reply_limits.max_frame_bytes = frame;
+  params.command_limits.max_elements = args;
+  params.command_limits.max_depth = 1;
+  // A reply may be any value: its size is what bounds it (every element takes 3 bytes or more).
+  params.reply_limits.max_elements = frame;
+  params.reply_limits.max_depth = 16;
   params.connect_timeout = p.connect_timeout;
+  if (p.idle_timeout.count() > 0) params.idle_timeout = p.idle_timeout;
+  if (p.routes.empty()) return Error(ErrorCode::kInvalidArgument, "routes: none");
   for (size_t r = 0; r < p.routes.size(); ++r) {
     RespRoute route;
-    std::string list = p.routes[r].path;
-    size_t at = 0;
-    while (at <= list.size() && !list.empty() && list != "*") {
-      const size_t comma = std::min(list.find(',', at), list.size());
-      std::string name = upper(list.substr(at, comma - at));
-      name.erase(0, name.find_first_not_of(' '));
-      name.erase(name.find_last_not_of(' ') + 1);
-      if (name.empty() || name.find_first_of(" \t*") != std::string::npos) {
-        return Error(ErrorCode::kInvalidArgument,
-                     "routes[" + std::to_string(r) + "].path: '" + list +
-                         "' is not a list of command names (\"GET,SET\") or \"*\"");
-      }
-      route.commands.push_back(std::move(name));
-      at = comma + 1;
+    Result<std::vector<std::string>> names = command_names(p.routes[r].path, r);
+    if (!names) return std::move(names).error();
+    route.commands = std::move(*names);
+    if (p.routes[r].upstreams.empty()) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "routes[" + std::to_string(r) + "].upstreams: none");
     }
     route.upstreams = p.routes[r].upstreams;
     route.balancer = p.routes[r].balancer;

@@ -4,6 +4,7 @@
 //   proxy_type = "resp"
 //   listener = { type = "socket", value = "127.0.0.1:7000" }
 //   max_bulk_bytes = 16777216       # the largest bulk string, either way (default 16 MiB)
+//   max_frame_bytes = 67108864      # the largest command or reply (default 64 MiB)
 //   max_args = 1024                 # the most arguments of one command (default)
 //   [[servers.cache.routes]]
 //   path = "GET,SET,DEL"            # command names (any case); "*" or none: every command
@@ -14,12 +15,16 @@
 // (opened at the first command routed there, with the server's connect timeout; the upstream
 // picked by the route's balancer, a failed connect backing it off), and its one reply is written
 // back before the next command is read. An unrouted command gets `-ERR no route for command
-// 'X'`; an unreachable or broken upstream `-ERR upstream unavailable` (the next command routed
-// there connects again); a malformed command closes the client's connection. Not handled:
-// MULTI/EXEC across routes, SUBSCRIBE (more than one reply per command), cluster redirects.
+// 'X'`; an unreachable or broken upstream, or one whose reply is malformed, over the limits or
+// later than the server's idle timeout, `-ERR upstream unavailable` (the link is dropped; the
+// next command routed there connects again); a malformed command closes the client's
+// connection, and so does a client idle for the idle timeout. Not handled: MULTI/EXEC across
+// routes, SUBSCRIBE (more than one reply per command), cluster redirects.
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,9 +47,10 @@ struct RespRoute {
 
 struct RespParams {
   std::vector<RespRoute> routes;
-  RespLimits limits;
-  size_t max_args = 1024;
+  RespLimits command_limits;  // from the client: a flat array of at most max_args bulk strings
+  RespLimits reply_limits;    // from an upstream: any value within max_frame_bytes
   std::chrono::nanoseconds connect_timeout = std::chrono::seconds(5);
+  std::optional<std::chrono::nanoseconds> idle_timeout;  // absent: none
 };
 
 class RespProxy final : public monolake::proxy::Service<l4::Connection, l4::Outcome> {
