@@ -26,14 +26,13 @@ artifacts=${FUZZ_ARTIFACTS:-$(mktemp -d "${TMPDIR:-/tmp}/ml-fuzz.XXXXXX")}
 work=$(mktemp -d "${TMPDIR:-/tmp}/ml-fuzz-corpus.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-passed=0
-failed=0
-for target in $targets; do
+# fuzz_one TARGET CORPUS: runs one target; its verdict goes to $work/NAME.verdict, its log
+# beside it.
+fuzz_one() {
+  local target=$1 corpus=$2 pkg name copy
   pkg=${target#//}
   pkg=${pkg%%:*}
   name=${target##*:}
-  corpus=$(bazel query --output=build "$target" 2>/dev/null |
-    sed -n 's/.*"corpus=\([^"]*\)".*/\1/p' | head -1)
   copy="$work/$name"
   mkdir -p "$copy"
   [ -n "$corpus" ] && [ -d "$corpus" ] && cp -r "$corpus"/. "$copy"/
@@ -42,13 +41,39 @@ for target in $targets; do
       -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$artifacts/$name-" "$copy" \
       >"$work/$name.log" 2>&1; then
     echo "$target PASSED ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work/$name.log" |
-      grep -o '[0-9]*$') runs in ${seconds} s)"
+      grep -o '[0-9]*$') runs in ${seconds} s)" >"$work/$name.verdict"
+  else
+    { echo "$target FAILED (inputs kept in $artifacts):"; tail -30 "$work/$name.log"; } \
+      >"$work/$name.verdict"
+  fi
+}
+
+# Each fuzzer is one thread: as many run at once as there are CPUs (FUZZ_JOBS to change it).
+jobs=${FUZZ_JOBS:-$(nproc)}
+running=0
+for target in $targets; do
+  # Asked here, one at a time: the Bazel server runs one command at a time anyway.
+  corpus=$(bazel query --output=build "$target" 2>/dev/null |
+    sed -n 's/.*"corpus=\([^"]*\)".*/\1/p' | head -1)
+  fuzz_one "$target" "$corpus" &
+  running=$((running + 1))
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n
+    running=$((running - 1))
+  fi
+done
+wait
+
+passed=0
+failed=0
+for target in $targets; do
+  verdict="$work/${target##*:}.verdict"
+  if [ -s "$verdict" ] && head -1 "$verdict" | grep -q ' PASSED '; then
     passed=$((passed + 1))
   else
-    echo "$target FAILED (inputs kept in $artifacts):"
-    tail -30 "$work/$name.log"
     failed=$((failed + 1))
   fi
+  cat "$verdict" 2>/dev/null || echo "$target FAILED (no verdict)"
 done
 echo "${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]
