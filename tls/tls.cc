@@ -57,9 +57,11 @@ static Error handshake_failure(Error error, std::string_view role) {
   return Error(error.code(), std::move(message), error.sys_errno());
 }
 
-Task<Result<TlsStream>> ServerContext::accept(transport::Stream stream) const {
+Task<Result<TlsStream>> ServerContext::accept(transport::Stream stream,
+                                              IoBuffer read_ahead) const {
   auto engine = impl_->new_engine();
   if (!engine) co_return std::move(engine).error();
+  if (!read_ahead.empty()) (*engine)->feed(read_ahead.view());
   TlsStream tls(std::move(stream), std::move(*engine));
   Result<void> done = co_await runtime::with_timeout(tls.handshake(), config_.handshake_timeout);
   if (!done) co_return handshake_failure(std::move(done).error(), "server");

@@ -120,8 +120,10 @@ class ServerContext {
                                                        std::shared_ptr<TicketKeys> ticket_keys);
   ~ServerContext();
 
-  // Runs the server handshake on `stream` (bounded by handshake_timeout).
-  Task<Result<TlsStream>> accept(transport::Stream stream) const;
+  // Runs the server handshake on `stream` (bounded by handshake_timeout). `read_ahead`: bytes
+  // already read from `stream` by code before the handshake (a connection layer that read past
+  // a PROXY protocol header), taken as the first ciphertext from the client.
+  Task<Result<TlsStream>> accept(transport::Stream stream, IoBuffer read_ahead = {}) const;
 
   Backend backend() const { return backend_; }
   const ServerConfig& config() const { return config_; }

@@ -8,6 +8,7 @@
 #include "codec/framed.h"
 #include "runtime/runtime.h"
 #include "runtime/time.h"
+#include "transport/prefixed.h"
 #include "transport/stream.h"
 
 namespace example {
@@ -171,7 +172,10 @@ Task<Result<l4::Outcome>> RespProxy::call(l4::Connection connection) {
   if (connection.tls) {
     co_await serve(*connection.tls, outcome);
   } else {
-    co_await serve(connection.stream, outcome);
+    // Bytes the server's connection layers read ahead are the client's first command bytes.
+    monolake::transport::Prefixed<Stream> client(connection.stream,
+                                                 std::move(connection.read_ahead));
+    co_await serve(client, outcome);
   }
   co_return outcome;
 }

@@ -46,8 +46,9 @@ struct RuntimeConfig {
 enum class ProxyType { kHttp, kTcp, kThrift, kCustom };
 std::string_view proxy_type_name(ProxyType type);  // "custom" for kCustom
 
-// One entry of `[[servers.X.filters]]` or of a route's `filters`: a request layer by its
-// registered name, with its own keys checked against its schema (proxy/params).
+// One entry of `[[servers.X.filters]]`, of a route's `filters` (request layers) or of
+// `[[servers.X.connection_filters]]` (connection layers): a layer by its registered name, with
+// its own keys checked against its schema (proxy/params).
 struct FilterConfig {
   std::string name;
   // Its identity across reloads: `id` when the file gives one, else "" (then the name and its
@@ -196,6 +197,9 @@ struct ServerConfig {
   Http2Config http2;
   // http: request layers before routing, in order (after the access log).
   std::vector<FilterConfig> filters;
+  // Any kind: connection layers (proxy/connection/filter.h), in order, on every accepted
+  // connection before TLS and after it.
+  std::vector<FilterConfig> connection_filters;
 };
 
 // [admin] (reserved: parsed and validated, nothing serves it yet).

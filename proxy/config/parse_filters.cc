@@ -124,7 +124,8 @@ void Parser::parse_params(const toml::table& table, const std::string& path,
 }
 
 void Parser::parse_filters(const toml::array& list, const std::string& path,
-                           std::vector<FilterConfig>& out) {
+                           std::vector<FilterConfig>& out, bool connection) {
+  const char* what = connection ? "connection filter" : "filter";
   std::map<std::string, size_t> ids;  // explicit id -> index
   for (size_t i = 0; i < list.size(); ++i) {
     const std::string item_path = element(path, i);
@@ -136,7 +137,8 @@ void Parser::parse_filters(const toml::array& list, const std::string& path,
     FilterConfig filter;
     const toml::node* name = table->get("name");
     if (!name) {
-      errors_.add(child(item_path, "name"), "missing (required: the filter's registered name)");
+      errors_.add(child(item_path, "name"),
+                  fmt::format("missing (required: the {}'s registered name)", what));
       continue;
     }
     if (!name->as_string()) {
@@ -144,10 +146,13 @@ void Parser::parse_filters(const toml::array& list, const std::string& path,
       continue;
     }
     filter.name = name->as_string()->get();
-    const ParamSchema* schema = catalog_.filter(filter.name);
+    const ParamSchema* schema = connection ? catalog_.connection_filter(filter.name)
+                                           : catalog_.filter(filter.name);
     if (!schema) {
-      errors_.add(child(item_path, "name"), fmt::format("unknown filter '{}' ({})", filter.name,
-                                                        joined(catalog_.filter_names())));
+      errors_.add(child(item_path, "name"),
+                  fmt::format("unknown {} '{}' ({})", what, filter.name,
+                              joined(connection ? catalog_.connection_filter_names()
+                                                : catalog_.filter_names())));
       continue;
     }
     if (const toml::node* id = table->get("id")) {

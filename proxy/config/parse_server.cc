@@ -47,7 +47,8 @@ const std::vector<std::string_view> kBuiltinServerKeys = {"name",
                                                           "http2",
                                                           "max_calls_in_flight",
                                                           "upstream_max_idle_connections",
-                                                          "filters"};
+                                                          "filters",
+                                                          "connection_filters"};
 
 }  // namespace
 
@@ -151,6 +152,10 @@ void Parser::parse_server(const toml::table& table, const std::string& path, Ser
     } else {
       parse_filters(*filters, r.path_of("filters"), out.filters);
     }
+  }
+  if (const toml::array* filters = r.array("connection_filters")) {
+    parse_filters(*filters, r.path_of("connection_filters"), out.connection_filters,
+                  /*connection=*/true);
   }
 
   if (r.has("max_calls_in_flight") && out.proxy_type != ProxyType::kThrift) {

@@ -53,6 +53,25 @@ Result<void> Registry::add_server_kind(std::string name, ParamSchema schema, Ser
   return ok();
 }
 
+Result<void> Registry::add_connection_filter(std::string name, ParamSchema schema,
+                                             ConnectionFilterMaker make) {
+  if (auto r = check_name("connection filter", name); !r) return r;
+  if (auto r = check_schema("connection filter", name, schema); !r) return r;
+  if (!make) return Error(ErrorCode::kInvalidArgument, "connection filter '" + name + "': no maker");
+  if (connection_filters_.count(name)) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "connection filter '" + name + "' is registered already");
+  }
+  catalog_.add_connection_filter(name, std::move(schema));
+  connection_filters_.emplace(std::move(name), std::move(make));
+  return ok();
+}
+
+const ConnectionFilterMaker* Registry::connection_filter(std::string_view name) const {
+  auto it = connection_filters_.find(name);
+  return it == connection_filters_.end() ? nullptr : &it->second;
+}
+
 const HttpFilterMaker* Registry::http_filter(std::string_view name) const {
   auto it = http_filters_.find(name);
   return it == http_filters_.end() ? nullptr : &it->second;

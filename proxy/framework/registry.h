@@ -30,6 +30,7 @@
 
 #include "base/result.h"
 #include "http/exchange.h"
+#include "proxy/connection/filter.h"
 #include "proxy/l4/connection.h"
 #include "proxy/params/params.h"
 #include "proxy/service/stack.h"
@@ -69,22 +70,38 @@ struct ServerKindParams {
 using ServerKindMaker =
     std::function<Result<std::shared_ptr<const ConnectionLayerFactory>>(const ServerKindParams&)>;
 
+// What a connection filter's maker gets: its own keys and the server it serves.
+struct ConnectionFilterParams {
+  const Params& params;
+  const std::string& server_name;
+};
+// A connection layer (proxy/connection/filter.h): runs on every accepted connection of the
+// servers that list it in [[servers.X.connection_filters]], before TLS and after it.
+using ConnectionFilterMaker =
+    std::function<Result<std::shared_ptr<const connection::ConnectionFilterFactory>>(
+        const ConnectionFilterParams&)>;
+
 class Registry {
  public:
   // Names are [a-z0-9_-]+. A filter name may be registered once; a server kind may not be
   // named "http", "tcp" or "thrift". The schema must pass ParamSchema::check().
   Result<void> add_http_filter(std::string name, ParamSchema schema, HttpFilterMaker make);
   Result<void> add_server_kind(std::string name, ParamSchema schema, ServerKindMaker make);
+  // Connection filters have names of their own (one may share a request filter's name).
+  Result<void> add_connection_filter(std::string name, ParamSchema schema,
+                                     ConnectionFilterMaker make);
 
   // What the configuration parser checks files against.
   const Catalog& catalog() const { return catalog_; }
   const HttpFilterMaker* http_filter(std::string_view name) const;
   const ServerKindMaker* server_kind(std::string_view name) const;
+  const ConnectionFilterMaker* connection_filter(std::string_view name) const;
 
  private:
   Catalog catalog_;
   std::map<std::string, HttpFilterMaker, std::less<>> http_filters_;
   std::map<std::string, ServerKindMaker, std::less<>> server_kinds_;
+  std::map<std::string, ConnectionFilterMaker, std::less<>> connection_filters_;
 };
 
 }  // namespace monolake::proxy::framework

@@ -13,9 +13,11 @@ namespace mh = monolake::http;
 
 namespace {
 
-mh::ConnectionInfo connection_info(transport::SocketAddress peer) {
+// What requests see of the connection: the effective client (the socket's peer unless a
+// connection layer announced another).
+mh::ConnectionInfo connection_info(const transport::SocketAddress& peer) {
   mh::ConnectionInfo info;
-  info.peer = std::move(peer);
+  info.peer = peer;
   info.peer_text = info.peer.to_string();
   if (info.peer.is_unix()) {
     info.client_ip = "unix";
@@ -45,7 +47,9 @@ Task<std::optional<mh::h2::PrefaceMatch>> detect_preface(transport::ByteStream& 
                                                          IoBuffer& pending,
                                                          runtime::Duration limit) {
   const runtime::TimePoint deadline = runtime::Runtime::current()->now() + limit;
-  mh::h2::PrefaceMatch match = mh::h2::PrefaceMatch::kPartial;
+  // Bytes the connection layers read ahead may hold the whole preface, or a whole request.
+  mh::h2::PrefaceMatch match =
+      pending.empty() ? mh::h2::PrefaceMatch::kPartial : mh::h2::match_preface(pending.view());
   while (match == mh::h2::PrefaceMatch::kPartial) {
     const auto left = deadline - runtime::Runtime::current()->now();
     if (left <= runtime::Duration::zero()) co_return std::nullopt;
@@ -58,14 +62,16 @@ Task<std::optional<mh::h2::PrefaceMatch>> detect_preface(transport::ByteStream& 
 
 }  // namespace
 
-Task<void> serve_connection(transport::Stream stream, transport::SocketAddress peer,
-                            ConnectionOptions options, const bool* draining, ChainSource chains,
-                            H2Served h2_served) {
-  mh::ConnectionInfo info = connection_info(std::move(peer));
+Task<void> serve_connection(transport::Stream stream, IoBuffer read_ahead,
+                            const connection::ConnectionContext& context,
+                            connection::ConnectionRun& layers, ConnectionOptions options,
+                            const bool* draining, ChainSource chains, H2Served h2_served) {
+  mh::ConnectionInfo info = connection_info(context.client);
   options.h1.draining = draining;
   const mh::h1::Handler handler = handler_of(std::move(chains));
   if (options.tls) {
-    Result<tls::TlsStream> secured = co_await options.tls->accept(std::move(stream));
+    Result<tls::TlsStream> secured =
+        co_await options.tls->accept(std::move(stream), std::move(read_ahead));
     if (!secured) {
       ML_LOG(kDebug, "http: TLS handshake from {} failed: {}", info.peer_text,
              secured.error().to_string());
@@ -73,6 +79,7 @@ Task<void> serve_connection(transport::Stream stream, transport::SocketAddress p
     }
     info.tls = true;
     info.server_name = secured->server_name();
+    if (!layers.after_tls(secured->server_name(), secured->alpn())) co_return;
     const bool h2 = options.h2 && secured->alpn() == "h2";
     transport::ByteStreamOf<tls::TlsStream> bytes(std::move(*secured));
     if (h2) {
@@ -83,7 +90,7 @@ Task<void> serve_connection(transport::Stream stream, transport::SocketAddress p
     co_return;
   }
   transport::ByteStreamOf<transport::Stream> bytes(std::move(stream));
-  IoBuffer pending;
+  IoBuffer pending = std::move(read_ahead);
   if (options.h2) {
     // HTTP/2 with prior knowledge starts with its preface; anything else is HTTP/1.1.
     std::optional<mh::h2::PrefaceMatch> match =

@@ -12,6 +12,8 @@
 #include "http/h1/server.h"
 #include "http/h2/options.h"
 #include "http/h2/server.h"
+#include "proxy/connection/chain.h"
+#include "proxy/connection/context.h"
 #include "proxy/http/http_service.h"
 #include "runtime/task.h"
 #include "tls/tls.h"
@@ -32,10 +34,15 @@ using ChainSource = std::function<std::shared_ptr<HttpService>()>;
 using H2Served = std::function<void(const monolake::http::h2::ServeStats&)>;
 
 // Serves `stream` until the client closes it, a timeout, an error, or — once `*draining` is
-// set — the end of the current response (HTTP/1.1) or a GOAWAY (HTTP/2). `draining` must
-// outlive the task.
-Task<void> serve_connection(transport::Stream stream, transport::SocketAddress peer,
-                            ConnectionOptions options, const bool* draining, ChainSource chains,
-                            H2Served h2_served);
+// set — the end of the current response (HTTP/1.1) or a GOAWAY (HTTP/2). `read_ahead`: bytes
+// the connection layers read and left (the client's first bytes). `context` (its `client` is
+// the address requests are forwarded for) and `layers` belong to the caller and outlive the
+// task; on a TLS listener this runs the handshake, fills in the context's TLS facts and then
+// the layers' after_tls (on a plain one the caller has run it). `draining` must outlive the
+// task.
+Task<void> serve_connection(transport::Stream stream, IoBuffer read_ahead,
+                            const connection::ConnectionContext& context,
+                            connection::ConnectionRun& layers, ConnectionOptions options,
+                            const bool* draining, ChainSource chains, H2Served h2_served);
 
 }  // namespace monolake::proxy::http

@@ -7,7 +7,10 @@
 #include <optional>
 #include <string>
 
+#include "base/buffer.h"
 #include "base/error.h"
+#include "proxy/connection/chain.h"
+#include "proxy/connection/context.h"
 #include "proxy/service/service.h"
 #include "tls/tls.h"
 #include "transport/address.h"
@@ -19,7 +22,15 @@ namespace monolake::proxy::l4 {
 struct Connection {
   transport::Stream stream;           // the accepted socket (moved into `tls` by TlsTerminate)
   std::optional<tls::TlsStream> tls;  // set once the TLS handshake is done
-  transport::SocketAddress peer;
+  transport::SocketAddress peer;      // the effective client (connection layers may change it)
+  // Bytes the connection layers read from `stream` and did not use: the client's first bytes,
+  // to be read before the stream's own (transport/prefixed.h). TlsTerminate takes them as the
+  // start of the handshake; a plaintext layer (TcpForward, a user kind's) must read them first.
+  IoBuffer read_ahead;
+  // The connection layers' view of this connection and their run, owned by the task serving it
+  // (null in a bare chain). TlsTerminate writes the TLS facts and runs after_tls.
+  connection::ConnectionContext* context = nullptr;
+  connection::ConnectionRun* layers = nullptr;
 };
 
 // How a connection went; every service returns one (errors included), so the access log can

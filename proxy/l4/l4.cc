@@ -1,6 +1,7 @@
 #include "proxy/l4/l4.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "base/log.h"
 #include "runtime/runtime.h"
@@ -70,6 +71,12 @@ Task<Result<Outcome>> TcpForward::call(Connection connection) {
       co_await connect_any(*upstreams_, options_.connect_timeout, outcome);
   if (!connected) co_return failed("connect", std::move(connected).error(), std::move(outcome));
   ActiveUpstream active(*upstreams_, connected->index);
+  // What the connection layers read ahead goes first (on a TLS listener, TlsTerminate took it).
+  if (const size_t early = connection.read_ahead.size(); early > 0) {
+    auto [written, unused] = co_await connected->stream.write_all(std::move(connection.read_ahead));
+    if (!written) co_return failed("copy", std::move(written).error(), std::move(outcome));
+    outcome.to_upstream += early;
+  }
 
   transport::CopyOptions copy_options{.idle_timeout = options_.idle_timeout};
   // Two statements, not `tls ? co_await a : co_await b`: GCC 12 initialises the variable with a
@@ -84,7 +91,7 @@ Task<Result<Outcome>> TcpForward::call(Connection connection) {
     copied =
         co_await transport::copy_bidirectional(connection.stream, connected->stream, copy_options);
   }
-  outcome.to_upstream = copied.a_to_b;
+  outcome.to_upstream += copied.a_to_b;
   outcome.to_client = copied.b_to_a;
   if (copied.error) co_return failed("copy", std::move(*copied.error), std::move(outcome));
   co_return outcome;
@@ -93,8 +100,15 @@ Task<Result<Outcome>> TcpForward::call(Connection connection) {
 // --- TlsTerminate --------------------------------------------------------------------------
 
 Task<Result<Outcome>> TlsTerminate::call(Connection connection) {
-  Result<tls::TlsStream> secured = co_await context_->accept(std::move(connection.stream));
+  Result<tls::TlsStream> secured = co_await context_->accept(
+      std::move(connection.stream), std::exchange(connection.read_ahead, IoBuffer()));
   if (!secured) co_return failed("tls", std::move(secured).error());
+  if (connection.layers) {
+    if (Result<void> passed = connection.layers->after_tls(secured->server_name(), secured->alpn());
+        !passed) {
+      co_return failed("connection_filter", std::move(passed).error());
+    }
+  }
   connection.tls.emplace(std::move(*secured));
   co_return co_await inner_->call(std::move(connection));
 }

@@ -81,6 +81,19 @@ std::string label(const std::string& v) {
 std::shared_ptr<UserMetric> Registry::user(
     const std::string& name, const std::string& help,
     const std::vector<std::pair<std::string, std::string>>& labels, UserMetric::Kind kind) {
+  return labelled(name, help, labels, kind, /*own=*/false);
+}
+
+std::shared_ptr<UserMetric> Registry::own(
+    const std::string& name, const std::string& help,
+    const std::vector<std::pair<std::string, std::string>>& labels, UserMetric::Kind kind) {
+  return labelled(name, help, labels, kind, /*own=*/true);
+}
+
+std::shared_ptr<UserMetric> Registry::labelled(
+    const std::string& name, const std::string& help,
+    const std::vector<std::pair<std::string, std::string>>& labels, UserMetric::Kind kind,
+    bool own) {
   auto metric = std::make_shared<UserMetric>();
   metric->name = name;
   metric->help = help;
@@ -91,7 +104,7 @@ std::shared_ptr<UserMetric> Registry::user(
   }
   bool labels_ok = true;
   for (const auto& [key, value] : labels) labels_ok = labels_ok && valid_metric_name(key);
-  if (!valid_metric_name(name) || !labels_ok || name.rfind("monolake_", 0) == 0) {
+  if (!valid_metric_name(name) || !labels_ok || (name.rfind("monolake_", 0) == 0) != own) {
     // Counted but never listed: one bad name must not break every scrape of /stats.
     ML_LOG(kWarn,
            "metrics: '{}' is not a metric name of a layer's own (letters, digits, _ and :, "

@@ -99,6 +99,11 @@ class Registry {
   std::shared_ptr<UserMetric> user(const std::string& name, const std::string& help,
                                    const std::vector<std::pair<std::string, std::string>>& labels,
                                    UserMetric::Kind kind = UserMetric::Kind::kCounter);
+  // The same for a labelled metric of the proxy's own (its name starts with "monolake_"), such
+  // as the framework's count of connections each connection layer closed.
+  std::shared_ptr<UserMetric> own(const std::string& name, const std::string& help,
+                                  const std::vector<std::pair<std::string, std::string>>& labels,
+                                  UserMetric::Kind kind = UserMetric::Kind::kCounter);
   std::shared_ptr<HttpServerStats> http(const std::string& server);
   std::shared_ptr<L4ServerStats> l4(const std::string& server);
   std::shared_ptr<ThriftServerStats> thrift(const std::string& server);
@@ -110,6 +115,9 @@ class Registry {
   std::vector<std::weak_ptr<HttpServerStats>> http_;
   std::vector<std::weak_ptr<L4ServerStats>> l4_;
   std::vector<std::weak_ptr<ThriftServerStats>> thrift_;
+  std::shared_ptr<UserMetric> labelled(const std::string& name, const std::string& help,
+                                       const std::vector<std::pair<std::string, std::string>>& labels,
+                                       UserMetric::Kind kind, bool own);
   std::vector<std::weak_ptr<UserMetric>> user_;
 };
 

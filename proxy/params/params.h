@@ -139,10 +139,17 @@ class Catalog {
   void add_server_kind(std::string name, ParamSchema schema) {
     server_kinds_[std::move(name)] = std::move(schema);
   }
+  void add_connection_filter(std::string name, ParamSchema schema) {
+    connection_filters_[std::move(name)] = std::move(schema);
+  }
   const ParamSchema* filter(std::string_view name) const { return find(filters_, name); }
   const ParamSchema* server_kind(std::string_view name) const { return find(server_kinds_, name); }
+  const ParamSchema* connection_filter(std::string_view name) const {
+    return find(connection_filters_, name);
+  }
   std::vector<std::string> filter_names() const { return names(filters_); }
   std::vector<std::string> server_kind_names() const { return names(server_kinds_); }
+  std::vector<std::string> connection_filter_names() const { return names(connection_filters_); }
 
  private:
   using Schemas = std::map<std::string, ParamSchema, std::less<>>;
@@ -157,6 +164,7 @@ class Catalog {
   }
   Schemas filters_;
   Schemas server_kinds_;
+  Schemas connection_filters_;
 };
 
 }  // namespace monolake::proxy

@@ -2,9 +2,12 @@
 #include <chrono>
 
 #include "base/log.h"
+#include "proxy/connection/chain.h"
 #include "proxy/server/internal/worker.h"
 #include "runtime/runtime.h"
 #include "runtime/time.h"
+#include "transport/byte_stream.h"
+#include "transport/prefixed.h"
 
 namespace monolake::proxy::server {
 
@@ -18,14 +21,6 @@ struct OpenConnection {
   ~OpenConnection() { shared->active.fetch_sub(1, std::memory_order_relaxed); }
 };
 
-// Serves one accepted connection with the chain it started with. The open-connection count
-// (incremented by the accept loop) is released however the task ends.
-Task<void> serve_connection(std::shared_ptr<l4::L4Service> chain, l4::Connection connection,
-                            std::shared_ptr<ListenerShared> shared) {
-  const OpenConnection counted{shared.get()};
-  (void)co_await chain->call(std::move(connection));
-}
-
 // Counts an HTTP/2 connection that has ended in the server's /stats.
 void count_h2(WorkerState* worker, const std::string& key,
               const monolake::http::h2::ServeStats& served) {
@@ -36,13 +31,11 @@ void count_h2(WorkerState* worker, const std::string& key,
   if (served.abuse) current->http_stats->h2_abuse_closed.add();
 }
 
-// Serves one HTTP connection (proxy/http/connection.h), each request on the worker's *current*
-// chain for the server. `options` is a copy: the task starts a loop turn later, and a reload in
-// between may free the ServiceSet it came from.
-Task<void> serve_http_connection(transport::Stream stream, transport::SocketAddress peer,
-                                 http::ConnectionOptions options, WorkerState* worker,
-                                 std::string key, std::shared_ptr<ListenerShared> shared) {
-  const OpenConnection counted{shared.get()};
+// An HTTP connection (proxy/http/connection.h): each request on the worker's *current* chain
+// for the server, so a reload reaches keep-alive and HTTP/2 clients at their next request.
+Task<void> serve_http(transport::Stream stream, IoBuffer read_ahead,
+                      connection::ConnectionContext& context, connection::ConnectionRun& layers,
+                      http::ConnectionOptions options, WorkerState* worker, std::string key) {
   http::ChainSource chains = [worker, key]() -> std::shared_ptr<http::HttpService> {
     const ServerEntry* current = entry_of(*worker, key);
     return current ? current->http : nullptr;
@@ -50,23 +43,61 @@ Task<void> serve_http_connection(transport::Stream stream, transport::SocketAddr
   http::H2Served h2_served = [worker, key](const monolake::http::h2::ServeStats& served) {
     count_h2(worker, key, served);
   };
-  co_await http::serve_connection(std::move(stream), std::move(peer), std::move(options),
-                                  &worker->draining, std::move(chains), std::move(h2_served));
+  co_await http::serve_connection(std::move(stream), std::move(read_ahead), context, layers,
+                                  std::move(options), &worker->draining, std::move(chains),
+                                  std::move(h2_served));
 }
 
-// Serves one Thrift connection (proxy/thrift/connection.h): each call goes to the worker's
-// *current* chain for the server, so a reload applies from the next call.
-Task<void> serve_thrift_connection(transport::Stream stream, transport::SocketAddress peer,
-                                   thrift::ConnectionOptions options, WorkerState* worker,
-                                   std::string key, std::shared_ptr<ListenerShared> shared) {
-  const OpenConnection counted{shared.get()};
-  transport::ByteStreamOf<transport::Stream> bytes(std::move(stream));
+// A Thrift connection (proxy/thrift/connection.h): each call goes to the worker's *current*
+// chain for the server, so a reload applies from the next call.
+Task<void> serve_thrift(transport::Stream stream, IoBuffer read_ahead,
+                        const connection::ConnectionContext& context,
+                        thrift::ConnectionOptions options, WorkerState* worker, std::string key) {
+  transport::ByteStreamOf<transport::Prefixed<transport::Stream>> bytes(
+      transport::Prefixed<transport::Stream>(stream, std::move(read_ahead)));
   thrift::ChainSource chains = [worker, key]() -> std::shared_ptr<thrift::ThriftService> {
     const ServerEntry* current = entry_of(*worker, key);
     if (!current) return nullptr;
     return current->thrift;
   };
-  co_await thrift::serve_connection(bytes, peer.to_string(), options, std::move(chains));
+  co_await thrift::serve_connection(bytes, context.client.to_string(), options,
+                                    std::move(chains));
+}
+
+// Serves one accepted connection: the server's connection layers (proxy/connection/filter.h),
+// then its protocol. `entry` is a copy of the worker's entry at accept: the task starts a loop
+// turn later, and a reload in between may free the ServiceSet it came from. An L4 connection
+// (tcp, user kinds) keeps that chain to its end; HTTP and Thrift take the current one per
+// request. The open-connection count (incremented by dispatch()) is released however the task
+// ends, and the layers' closed() run before that.
+Task<void> serve_accepted(transport::Stream stream, ServerEntry entry, WorkerState* worker,
+                          std::string key, std::shared_ptr<ListenerShared> shared) {
+  const OpenConnection counted{shared.get()};
+  connection::ConnectionContext context;
+  context.server = entry.name;
+  context.peer = stream.peer_address().value_or(transport::SocketAddress());
+  context.client = context.peer;
+  connection::ConnectionRun layers(entry.connection_filters, context);
+  IoBuffer read_ahead;
+  if (entry.connection_filters) {
+    if (!co_await layers.before_tls(stream, read_ahead)) co_return;
+    if (!entry.tls && !layers.after_tls()) co_return;
+  }
+  if (entry.thrift) {
+    co_await serve_thrift(std::move(stream), std::move(read_ahead), context,
+                          entry.thrift_connection, worker, std::move(key));
+  } else if (entry.l4) {
+    l4::Connection connection;
+    connection.stream = std::move(stream);
+    connection.peer = context.client;
+    connection.read_ahead = std::move(read_ahead);
+    connection.context = &context;
+    connection.layers = &layers;
+    (void)co_await entry.l4->call(std::move(connection));
+  } else {
+    co_await serve_http(std::move(stream), std::move(read_ahead), context, layers,
+                        std::move(entry.http_connection), worker, std::move(key));
+  }
 }
 
 // Waits before the next accept after EMFILE/ENFILE: 10 ms doubling to 1 s, so a process out of
@@ -93,23 +124,9 @@ void dispatch(transport::Stream stream, WorkerState* worker,
               const std::shared_ptr<WorkerState::Accepting>& accepting) {
   const ServerEntry* entry = entry_of(*worker, accepting->server_key);
   if (!entry) return;  // no chain for this listener (cannot happen): the stream closes
-  transport::SocketAddress peer = stream.peer_address().value_or(transport::SocketAddress());
   accepting->shared->active.fetch_add(1, std::memory_order_relaxed);
-  if (entry->thrift) {
-    runtime::spawn(serve_thrift_connection(std::move(stream), std::move(peer),
-                                           entry->thrift_connection, worker, accepting->server_key,
-                                           accepting->shared));
-    return;
-  }
-  if (entry->l4) {
-    l4::Connection connection;
-    connection.peer = std::move(peer);
-    connection.stream = std::move(stream);
-    runtime::spawn(serve_connection(entry->l4, std::move(connection), accepting->shared));
-  } else {
-    runtime::spawn(serve_http_connection(std::move(stream), std::move(peer), entry->http_connection,
-                                         worker, accepting->server_key, accepting->shared));
-  }
+  runtime::spawn(serve_accepted(std::move(stream), *entry, worker, accepting->server_key,
+                                accepting->shared));
 }
 
 Task<void> finish_listener(transport::Listener listener, WorkerState* worker,

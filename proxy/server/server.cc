@@ -48,6 +48,29 @@ Result<std::shared_ptr<const http::HttpStack::Layer>> make_filter(
   return std::shared_ptr<const http::HttpStack::Layer>(std::move(*made));
 }
 
+// The server's `connection_filters`, each made by the maker the registry has under its name.
+Result<connection::ConnectionStack> connection_filter_stack(const config::Config& config,
+                                                            const framework::Registry* registry,
+                                                            const config::ServerConfig& server) {
+  connection::ConnectionStack stack;
+  for (size_t i = 0; i < server.connection_filters.size(); ++i) {
+    const config::FilterConfig& filter = server.connection_filters[i];
+    const std::string key_path = fmt::format("{}.connection_filters[{}]", server_path(server), i);
+    const framework::ConnectionFilterMaker* maker =
+        registry ? registry->connection_filter(filter.name) : nullptr;
+    if (!maker) {
+      return config_error(config, key_path + ".name",
+                          "unknown connection filter '" + filter.name + "'");
+    }
+    const framework::ConnectionFilterParams params{filter.params, server.name};
+    Result<std::shared_ptr<const connection::ConnectionFilterFactory>> made = (*maker)(params);
+    if (!made) return config_error(config, key_path, made.error().message());
+    if (!*made) return config_error(config, key_path, "the connection filter's maker made nothing");
+    stack.push(filter.name, filter.id, std::move(*made));
+  }
+  return stack;
+}
+
 // The connection stack of a server of a registered kind: access_log -> [tls] -> its layer.
 Result<l4::L4Stack> custom_server_stack(const config::Config& config,
                                         const framework::Registry* registry,
@@ -212,6 +235,14 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
     }
     ServiceSetFactory::Server entry;
     entry.name = server.name;
+    entry.tls = tls_context != nullptr;
+    Result<connection::ConnectionStack> connection_filters =
+        connection_filter_stack(config, registry_.get(), server);
+    if (!connection_filters) {
+      problem(connection_filters.error());
+      continue;
+    }
+    entry.connection_filters = std::move(*connection_filters);
     if (server.proxy_type == config::ProxyType::kCustom) {
       Result<l4::L4Stack> stack = custom_server_stack(config, registry_.get(), server, tls_context);
       if (!stack) {

@@ -34,6 +34,7 @@
 #include "http/h1/server.h"
 #include "http/h2/options.h"
 #include "proxy/config/config.h"
+#include "proxy/connection/chain.h"
 #include "proxy/framework/registry.h"
 #include "proxy/http/access_log.h"
 #include "proxy/http/connection.h"
@@ -52,12 +53,17 @@ namespace monolake::proxy::server {
 
 // One server's chain on one worker, with what its connections need besides the chain.
 struct ServerEntry {
+  std::string name;                                      // the server's `name`
   std::shared_ptr<l4::L4Service> l4;                     // proxy_type "tcp"
   std::shared_ptr<http::HttpService> http;               // proxy_type "http"
   std::shared_ptr<thrift::ThriftService> thrift;         // proxy_type "thrift"
   std::shared_ptr<metrics::HttpServerStats> http_stats;  // http: HTTP/2 connection counters
   http::ConnectionOptions http_connection;      // proxy_type "http": TLS, HTTP/1.1, HTTP/2 options
   thrift::ConnectionOptions thrift_connection;  // proxy_type "thrift"
+  // Connection layers of every kind (empty chain: none), and whether the listener has TLS
+  // (then the kind's TLS code runs their after_tls; else the accept path does, at once).
+  std::shared_ptr<const connection::ConnectionChain> connection_filters;
+  bool tls = false;
 };
 
 // What a reload replaces on each worker at once: every server's chain, by server key.

@@ -80,9 +80,9 @@ class Parser {
   void check_listener_conflicts(const std::vector<ServerConfig>& servers);
 
   // [[...filters]]: each entry a table with `name` (registered in the catalog), optional `id`,
-  // and that filter's own keys.
+  // and that filter's own keys. `connection`: connection layers, else request layers.
   void parse_filters(const toml::array& list, const std::string& path,
-                     std::vector<FilterConfig>& out);
+                     std::vector<FilterConfig>& out, bool connection = false);
 
   // The keys of `table` that `schema` declares, into `out` (defaults filled in). Keys neither in
   // the schema nor in `other_keys` are reported unknown (unless the caller reports them).

@@ -30,8 +30,23 @@ class ServiceSetFactory final : public Factory<ServiceSet> {
     std::optional<thrift::ThriftStack> thrift;
     http::ConnectionOptions http_connection;
     thrift::ConnectionOptions thrift_connection;
+    connection::ConnectionStack connection_filters;
+    bool tls = false;
   };
   std::map<std::string, Server> servers;
+
+  // One server's connection layers and protocol chain on this worker.
+  static Result<void> build_chains(const Server& server, const Build& build, ServerEntry& entry) {
+    if (!server.connection_filters.empty()) {
+      Result<void> built =
+          assign(server.connection_filters.make(build, server.name), entry.connection_filters);
+      if (!built) return built;
+    }
+    if (server.l4) return assign(server.l4->make(build), entry.l4);
+    if (server.thrift) return assign(server.thrift->make(build), entry.thrift);
+    entry.http_stats = http::http_server_stats(build, server.name);
+    return assign(server.http->make(build), entry.http);
+  }
 
   Result<std::shared_ptr<ServiceSet>> make_from(
       const std::shared_ptr<ServiceSet>& previous) const override {
@@ -40,17 +55,11 @@ class ServiceSetFactory final : public Factory<ServiceSet> {
     for (const auto& [key, server] : servers) {
       const Build build(before, set->generation, "servers." + key);
       ServerEntry entry;
+      entry.name = server.name;
       entry.http_connection = server.http_connection;
       entry.thrift_connection = server.thrift_connection;
-      Result<void> built = ok();
-      if (server.l4) {
-        built = assign(server.l4->make(build), entry.l4);
-      } else if (server.thrift) {
-        built = assign(server.thrift->make(build), entry.thrift);
-      } else {
-        built = assign(server.http->make(build), entry.http);
-        entry.http_stats = http::http_server_stats(build, server.name);
-      }
+      entry.tls = server.tls;
+      Result<void> built = build_chains(server, build, entry);
       if (!built) {
         const Error& e = built.error();
         return Error(e.code(),
