@@ -8,6 +8,9 @@ in front of a real nginx, driven by curl.
 - A bad filter table (unknown key, missing required key, unknown filter) is refused at reload
   with FILE: KEY.PATH: reason, and the running configuration stays in force.
 - The access log line carries the filter's field (api_key=ok|missing|unknown).
+- The client_limit connection filter: a client over its open-connection limit is closed before
+  a byte is read, counted in /stats; the open counts survive a reload (connections opened before
+  it still count); one closing lets the next in; bad connection_filters tables are refused.
 
 Usage: example_http_filter_test.py HTTP_FILTER_BINARY
 """
@@ -128,5 +131,95 @@ def test_api_key_filter_end_to_end():
     ng.stop()
 
 
+LIMIT = """[[servers.web.connection_filters]]
+name = "client_limit"
+max = 2
+""" + GOOD
+
+
+def keepalive_request(sock, key="k1"):
+    """One request on an open connection: the response's status, or 0 if the connection closed."""
+    sock.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\nx-api-key: " + key.encode() + b"\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return 0
+        if not chunk:
+            return 0
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return int(head.split(b" ")[1])
+
+
+def test_client_limit_connection_filter():
+    import socket
+    ng, nport = start_nginx()
+    port, admin = pt.free_ports(2)
+    ml = pt.Monolake(BINARY, config(port, nport, admin, LIMIT), DIR, name="client_limit")
+    ml.wait_ready()
+    held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+    for sock in held:
+        assert keepalive_request(sock) == 200
+    # The third is over the limit: closed before its request is read.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as third:
+        assert keepalive_request(third) == 0
+
+    # A reload keeps the counts: the two held connections still count.
+    more = '[[servers.web.routes]]\npath = "/b"\nreturn = { status = 200, body = "b" }\n'
+    assert ml.reload(config(port, nport, admin, LIMIT, more)) is True, ml.err()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as fourth:
+        assert keepalive_request(fourth) == 0
+    for sock in held:
+        assert keepalive_request(sock) == 200  # served by the new chain, still open
+
+    # One closes: the next client connection is let in (the old generation's closed() reached
+    # the table the new one reads).
+    held.pop().close()
+    early = []  # tries before the proxy saw the close: refused, and counted
+
+    def next_one_served():
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            served = keepalive_request(sock) == 200
+        if not served:
+            early.append(1)
+        return served
+    pt.wait_until(next_one_served, 10, "a connection under the limit again")
+
+    status, stats = pt.admin_request("/stats", port=admin)
+    assert status == 200
+    line = 'monolake_connection_filter_closed_total{server="web",filter="filter:client_limit"}'
+    counted = [l for l in stats.splitlines() if l.startswith(line)]
+    assert counted == [line + " %d" % (2 + len(early))], (counted, len(early), stats)
+
+    bad_tables = [
+        ('[[servers.web.connection_filters]]\nname = "client_limit"\nmax = 0\n',
+         "servers.web.connection_filters[0].max: must be at least 1, got 0"),
+        ('[[servers.web.connection_filters]]\nname = "api_key"\n',
+         "servers.web.connection_filters[0].name: unknown connection filter 'api_key' "
+         "(expected one of: client_limit)"),
+    ]
+    for text, expected in bad_tables:
+        offset = os.path.getsize(ml.err_path)
+        assert ml.reload(config(port, nport, admin, text + GOOD)) is False, text
+        with open(ml.err_path) as f:
+            f.seek(offset)
+            tail = f.read()
+        assert ml.config_path + ": " + expected in tail, (expected, tail)
+    assert keepalive_request(held[0]) == 200
+    held[0].close()
+    assert ml.stop() == 0
+    ng.stop()
+
+
 if __name__ == "__main__":
-    pt.main([("api_key filter end to end", test_api_key_filter_end_to_end)])
+    pt.main([("api_key filter end to end", test_api_key_filter_end_to_end),
+             ("client_limit connection filter", test_client_limit_connection_filter)])
