@@ -20,6 +20,9 @@ Catalog catalog() {
   ParamSchema line;
   line.integer("max_line").default_value(1024).range(16, 65536);
   c.add_server_kind("line", line);
+  ParamSchema limit;
+  limit.integer("max").default_value(16).range(1, 1000);
+  c.add_connection_filter("client_limit", limit);
   return c;
 }
 
@@ -152,6 +155,51 @@ filters = [{ name = "tag" }]
       << message;
   EXPECT_NE(message.find("f.toml: servers.t.routes[0].filters: only http routes have request "
                          "filters"),
+            std::string::npos)
+      << message;
+}
+
+TEST(ConnectionFiltersConfig, AnyServerKindListsThemWithTheirOwnNames) {
+  Result<Config> config = parse(R"(
+[servers.t]
+proxy_type = "tcp"
+listener = { type = "socket", value = "127.0.0.1:8080" }
+[[servers.t.connection_filters]]
+name = "client_limit"
+[[servers.t.connection_filters]]
+name = "client_limit"
+id = "strict"
+max = 2
+[[servers.t.routes]]
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9000" } }]
+)");
+  ASSERT_TRUE(config) << config.error().message();
+  const ServerConfig& t = config->servers[0];
+  ASSERT_EQ(t.connection_filters.size(), 2u);
+  EXPECT_EQ(t.connection_filters[0].params.integer("max"), 16);  // default
+  EXPECT_EQ(t.connection_filters[1].id, "strict");
+  EXPECT_EQ(t.connection_filters[1].params.integer("max"), 2);
+}
+
+TEST(ConnectionFiltersConfig, ProblemsNameTheirKeyPath) {
+  const std::string message = error_of(std::string(kServer) + R"(
+connection_filters = [{ name = "api_key" }, { name = "client_limit", max = 0 }, { max = 1 },
+                      { name = "client_limit", colour = "red" }]
+)" + kRoute);
+  // A request filter's name is not a connection filter's.
+  EXPECT_NE(message.find("f.toml: servers.web.connection_filters[0].name: unknown connection "
+                         "filter 'api_key' (expected one of: client_limit)"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("f.toml: servers.web.connection_filters[1].max: must be at least 1, "
+                         "got 0"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("f.toml: servers.web.connection_filters[2].name: missing (required: "
+                         "the connection filter's registered name)"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("f.toml: servers.web.connection_filters[3].colour: unknown key"),
             std::string::npos)
       << message;
 }

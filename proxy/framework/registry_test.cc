@@ -26,6 +26,23 @@ TEST(Registry, RegisteredNamesReachTheCatalogWithTheirSchemas) {
   EXPECT_NE(registry.server_kind("line"), nullptr);
 }
 
+TEST(Registry, ConnectionFiltersHaveNamesOfTheirOwn) {
+  Registry registry;
+  ASSERT_TRUE(registry.add_http_filter("limit", ParamSchema(), no_filter));
+  const ConnectionFilterMaker no_connection_filter = [](const ConnectionFilterParams&)
+      -> Result<std::shared_ptr<const connection::ConnectionFilterFactory>> { return nullptr; };
+  // The same name as a request filter is allowed: the two lists are apart.
+  ASSERT_TRUE(registry.add_connection_filter("limit", ParamSchema(), no_connection_filter));
+  EXPECT_NE(registry.connection_filter("limit"), nullptr);
+  EXPECT_NE(registry.catalog().connection_filter("limit"), nullptr);
+  EXPECT_EQ(registry.connection_filter("api_key"), nullptr);
+  auto again = registry.add_connection_filter("limit", ParamSchema(), no_connection_filter);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().message(), "connection filter 'limit' is registered already");
+  EXPECT_FALSE(registry.add_connection_filter("Bad", ParamSchema(), no_connection_filter));
+  EXPECT_FALSE(registry.add_connection_filter("none", ParamSchema(), nullptr));
+}
+
 TEST(Registry, RefusesBadNamesDuplicatesBuiltinKindsAndBadSchemas) {
   Registry registry;
   ASSERT_TRUE(registry.add_http_filter("tag", ParamSchema(), no_filter));
