@@ -22,9 +22,6 @@ using monolake::transport::Stream;
 
 namespace {
 
-// As TcpForward (l4::kMaxConnectAttempts, which the framework's headers do not export).
-constexpr size_t kMaxConnectAttempts = 3;
-
 std::string upper(std::string s) {
   for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
@@ -40,17 +37,14 @@ struct UpstreamLink {
       : stream(std::move(s)),
         framed(stream, RespCodec(limits)),
         set(std::move(upstreams)),
-        index(i) {
-    set->begin(index);
-  }
-  ~UpstreamLink() { set->end(index); }
-  UpstreamLink(const UpstreamLink&) = delete;
-  UpstreamLink& operator=(const UpstreamLink&) = delete;
+        index(i),
+        in_flight(*set, index) {}
 
   Stream stream;
   monolake::codec::Framed<Stream, RespCodec> framed;
   std::shared_ptr<UpstreamSet> set;
   size_t index;
+  monolake::proxy::InFlight in_flight;
 };
 
 // The first route listing `command` (upper case), or nullopt.
@@ -69,28 +63,16 @@ void note_upstream(l4::Outcome& outcome, const std::string& upstream) {
   outcome.upstream += (outcome.upstream.empty() ? "" : ",") + upstream;
 }
 
-// Connects to one of the route's upstreams (at most 3 tries, as TcpForward: each failure backs
-// that upstream off, so the next pick skips it). nullptr when none could be reached.
+// Connects to one of the route's upstreams as tcp servers do (proxy/upstream/connect.h: each
+// failure backs that upstream off, so the next try skips it). nullptr when none was reached.
 Task<std::unique_ptr<UpstreamLink>> connect(const std::shared_ptr<UpstreamSet>& set,
                                             const RespParams& params, l4::Outcome& outcome) {
-  monolake::runtime::Runtime* rt = monolake::runtime::Runtime::current();
-  monolake::runtime::CancelState* cancel = co_await monolake::runtime::current_cancel_state{};
-  const size_t attempts = std::min<size_t>(kMaxConnectAttempts, set->size());
-  for (size_t attempt = 0; attempt < attempts; ++attempt) {
-    const size_t index = set->pick(rt->now());
-    const auto& address = set->at(index).address;
-    Result<Stream> stream = co_await Stream::connect(address, {.timeout = params.connect_timeout});
-    if (stream) {
-      set->report_success(index);
-      note_upstream(outcome, address.to_string());
-      co_return std::make_unique<UpstreamLink>(std::move(*stream), set, index, params.reply_limits);
-    }
-    // Cancelled (the server is draining): not the upstream's fault.
-    if (cancel && cancel->cancelled()) co_return nullptr;
-    set->report_failure(index, rt->now());
-    ML_LOG(kWarn, "resp: upstream {} failed: {}", address.to_string(), stream.error().to_string());
-  }
-  co_return nullptr;
+  Result<monolake::proxy::UpstreamConnection> connected =
+      co_await monolake::proxy::connect_upstream(*set, params.connect_timeout, "resp");
+  if (!connected) co_return nullptr;
+  note_upstream(outcome, set->at(connected->index).address.to_string());
+  co_return std::make_unique<UpstreamLink>(std::move(connected->stream), set, connected->index,
+                                           params.reply_limits);
 }
 
 // Sends one command on `link` and reads its one reply.

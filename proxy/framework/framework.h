@@ -24,4 +24,5 @@
 #include "proxy/service/generation.h"
 #include "proxy/service/stack.h"
 #include "proxy/upstream/balancer.h"
+#include "proxy/upstream/connect.h"
 #include "transport/prefixed.h"

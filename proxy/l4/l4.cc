@@ -4,30 +4,13 @@
 #include <utility>
 
 #include "base/log.h"
+#include "proxy/upstream/connect.h"
 #include "runtime/runtime.h"
 #include "transport/copy.h"
 
 namespace monolake::proxy::l4 {
 
 namespace {
-
-struct Connected {
-  size_t index = 0;
-  transport::Stream stream;
-};
-
-// Ends the upstream's in-flight count (least_request) however the connection ends.
-class ActiveUpstream {
- public:
-  ActiveUpstream(UpstreamSet& set, size_t index) : set_(set), index_(index) { set_.begin(index_); }
-  ~ActiveUpstream() { set_.end(index_); }
-  ActiveUpstream(const ActiveUpstream&) = delete;
-  ActiveUpstream& operator=(const ActiveUpstream&) = delete;
-
- private:
-  UpstreamSet& set_;
-  size_t index_;
-};
 
 Outcome failed(std::string stage, Error error, Outcome outcome = {}) {
   outcome.failed_stage = std::move(stage);
@@ -39,38 +22,12 @@ Outcome failed(std::string stage, Error error, Outcome outcome = {}) {
 
 // --- TcpForward ----------------------------------------------------------------------------
 
-// Tries up to kMaxConnectAttempts upstreams (never more than there are). A failed connect
-// (refused, timed out, unreachable) backs that upstream off, so the next pick skips it.
-static Task<Result<Connected>> connect_any(UpstreamSet& upstreams, std::chrono::nanoseconds timeout,
-                                           Outcome& outcome) {
-  runtime::Runtime* rt = runtime::Runtime::current();
-  runtime::CancelState* cancel = co_await runtime::current_cancel_state{};
-  const size_t attempts = std::min<size_t>(kMaxConnectAttempts, upstreams.size());
-  std::optional<Error> last;
-  for (size_t attempt = 0; attempt < attempts; ++attempt) {
-    const size_t index = upstreams.pick(rt->now());
-    const transport::SocketAddress& address = upstreams.at(index).address;
-    outcome.upstream = address.to_string();
-    Result<transport::Stream> stream =
-        co_await transport::Stream::connect(address, {.timeout = timeout});
-    if (stream) {
-      upstreams.report_success(index);
-      co_return Connected{index, std::move(*stream)};
-    }
-    if (cancel && cancel->cancelled()) co_return std::move(stream).error();
-    upstreams.report_failure(index, rt->now());
-    ML_LOG(kWarn, "l4: upstream {} failed: {}", outcome.upstream, stream.error().to_string());
-    last = std::move(stream).error();
-  }
-  co_return std::move(*last);
-}
-
 Task<Result<Outcome>> TcpForward::call(Connection connection) {
   Outcome outcome;
-  Result<Connected> connected =
-      co_await connect_any(*upstreams_, options_.connect_timeout, outcome);
+  Result<UpstreamConnection> connected =
+      co_await connect_upstream(*upstreams_, options_.connect_timeout, "l4", &outcome.upstream);
   if (!connected) co_return failed("connect", std::move(connected).error(), std::move(outcome));
-  ActiveUpstream active(*upstreams_, connected->index);
+  const InFlight active(*upstreams_, connected->index);
   // What the connection layers read ahead goes first (on a TLS listener, TlsTerminate took it).
   if (const size_t early = connection.read_ahead.size(); early > 0) {
     auto [written, unused] = co_await connected->stream.write_all(std::move(connection.read_ahead));

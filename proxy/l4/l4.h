@@ -27,6 +27,7 @@
 #include "proxy/metrics/metrics.h"
 #include "proxy/service/stack.h"
 #include "proxy/upstream/balancer.h"
+#include "proxy/upstream/connect.h"
 #include "runtime/timer.h"
 #include "tls/tls.h"
 #include "transport/address.h"
@@ -34,7 +35,7 @@
 
 namespace monolake::proxy::l4 {
 
-inline constexpr int kMaxConnectAttempts = 3;
+// TcpForward connects as proxy/upstream/connect.h does (kMaxConnectAttempts).
 
 class TcpForward final : public L4Service {
  public:
@@ -49,8 +50,6 @@ class TcpForward final : public L4Service {
   const std::shared_ptr<UpstreamSet>& upstreams() const { return upstreams_; }
 
  private:
-  Task<Result<transport::Stream>> connect_upstream(Outcome& outcome);
-
   std::shared_ptr<UpstreamSet> upstreams_;
   Options options_;
 };
