@@ -171,7 +171,7 @@ void BM_HeaderMapAdd10(benchmark::State& state) {
     HeaderMap m;
     m.reserve(16);
     for (const NamedValue& f : kTenFields) m.add(f.name, f.value);
-    benchmark::DoNotOptimize(m.fields().data());
+    benchmark::DoNotOptimize(m);
   }
   state.SetItemsProcessed(state.iterations() * 10);
 }
@@ -196,7 +196,7 @@ void BM_HeaderMapCopy(benchmark::State& state) {
   const HeaderMap m = ten_field_map();
   for (auto _ : state) {
     HeaderMap c = m;
-    benchmark::DoNotOptimize(c.fields().data());
+    benchmark::DoNotOptimize(c);
   }
 }
 BENCHMARK(BM_HeaderMapCopy);
@@ -207,7 +207,7 @@ void BM_HeaderMapCopyRemoveHopByHop(benchmark::State& state) {
     HeaderMap c = m;
     c.remove_if([](const HeaderMap::Field& f) { return hop_by_hop(f.name); });
     if (c.size() != 7) std::abort();
-    benchmark::DoNotOptimize(c.fields().data());
+    benchmark::DoNotOptimize(c);
   }
 }
 BENCHMARK(BM_HeaderMapCopyRemoveHopByHop);
@@ -306,7 +306,7 @@ void BM_OffsetMapFromHead10(benchmark::State& state) {
   const TenFieldHead head;
   for (auto _ : state) {
     OffsetHeaderMap m = ten_field_offset_map(head);
-    benchmark::DoNotOptimize(m.fields().data());
+    benchmark::DoNotOptimize(m);
   }
   state.SetItemsProcessed(state.iterations() * 10);
 }
@@ -323,7 +323,7 @@ void BM_HeaderMapFromHead10(benchmark::State& state) {
       m.add({head.bytes.data() + o.name_off, o.name_len},
             {head.bytes.data() + o.value_off, o.value_len});
     }
-    benchmark::DoNotOptimize(m.fields().data());
+    benchmark::DoNotOptimize(m);
   }
   state.SetItemsProcessed(state.iterations() * 10);
 }
@@ -349,7 +349,7 @@ void BM_OffsetMapCopy(benchmark::State& state) {
   const OffsetHeaderMap m = ten_field_offset_map(head);
   for (auto _ : state) {
     OffsetHeaderMap c = m;
-    benchmark::DoNotOptimize(c.fields().data());
+    benchmark::DoNotOptimize(c);
   }
 }
 BENCHMARK(BM_OffsetMapCopy);
@@ -361,7 +361,7 @@ void BM_OffsetMapCopyRemoveHopByHop(benchmark::State& state) {
     OffsetHeaderMap c = m;
     c.remove_if(hop_by_hop);
     if (c.size() != 7) std::abort();
-    benchmark::DoNotOptimize(c.fields().data());
+    benchmark::DoNotOptimize(c);
   }
 }
 BENCHMARK(BM_OffsetMapCopyRemoveHopByHop);

@@ -17,12 +17,12 @@ std::string_view version_name(Version version) {
 }
 
 void HeaderMap::add(std::string_view name, std::string_view value) {
-  fields_.push_back(Field{std::string(name), std::string(value)});
+  fields_.push_back(Stored{std::string(name), std::string(value)});
 }
 
 void HeaderMap::set(std::string_view name, std::string_view value) {
   auto it = std::find_if(fields_.begin(), fields_.end(),
-                         [&](const Field& f) { return iequals(f.name, name); });
+                         [&](const Stored& f) { return iequals(f.name, name); });
   if (it == fields_.end()) {
     add(name, value);
     return;
@@ -30,20 +30,20 @@ void HeaderMap::set(std::string_view name, std::string_view value) {
   it->value.assign(value);
   // Drop the later duplicates.
   fields_.erase(
-      std::remove_if(it + 1, fields_.end(), [&](const Field& f) { return iequals(f.name, name); }),
+      std::remove_if(it + 1, fields_.end(), [&](const Stored& f) { return iequals(f.name, name); }),
       fields_.end());
 }
 
 size_t HeaderMap::remove(std::string_view name) {
   const size_t before = fields_.size();
   fields_.erase(std::remove_if(fields_.begin(), fields_.end(),
-                               [&](const Field& f) { return iequals(f.name, name); }),
+                               [&](const Stored& f) { return iequals(f.name, name); }),
                 fields_.end());
   return before - fields_.size();
 }
 
 std::optional<std::string_view> HeaderMap::get(std::string_view name) const {
-  for (const Field& f : fields_) {
+  for (const Stored& f : fields_) {
     if (iequals(f.name, name)) return std::string_view(f.value);
   }
   return std::nullopt;
@@ -51,7 +51,7 @@ std::optional<std::string_view> HeaderMap::get(std::string_view name) const {
 
 std::vector<std::string_view> HeaderMap::get_all(std::string_view name) const {
   std::vector<std::string_view> out;
-  for (const Field& f : fields_) {
+  for (const Stored& f : fields_) {
     if (iequals(f.name, name)) out.push_back(f.value);
   }
   return out;
@@ -59,7 +59,7 @@ std::vector<std::string_view> HeaderMap::get_all(std::string_view name) const {
 
 size_t HeaderMap::count(std::string_view name) const {
   return static_cast<size_t>(std::count_if(fields_.begin(), fields_.end(),
-                                           [&](const Field& f) { return iequals(f.name, name); }));
+                                           [&](const Stored& f) { return iequals(f.name, name); }));
 }
 
 bool HeaderMap::has_token(std::string_view name, std::string_view token) const {

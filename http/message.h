@@ -8,7 +8,9 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,10 +50,58 @@ inline bool iequals(std::string_view a, std::string_view b) {
 }
 
 class HeaderMap {
- public:
-  struct Field {
+  struct Stored {
     std::string name;
     std::string value;
+  };
+
+ public:
+  // One field as the map shows it: views of the map's own storage, valid until the map is
+  // changed or destroyed. How the map stores its fields is private, so that it can change
+  // (bench/README.md, "HeaderMap representation") without changing this interface.
+  struct Field {
+    std::string_view name;
+    std::string_view value;
+  };
+
+  // The fields in order, as a range of Field values (for loops, size(), [i]).
+  class Fields {
+   public:
+    class iterator {
+     public:
+      using iterator_category = std::forward_iterator_tag;
+      using value_type = Field;
+      using difference_type = std::ptrdiff_t;
+      using pointer = void;
+      using reference = Field;
+      iterator() = default;
+      explicit iterator(const Stored* at) : at_(at) {}
+      Field operator*() const { return Field{at_->name, at_->value}; }
+      iterator& operator++() {
+        ++at_;
+        return *this;
+      }
+      iterator operator++(int) {
+        iterator before = *this;
+        ++at_;
+        return before;
+      }
+      bool operator==(const iterator& other) const { return at_ == other.at_; }
+      bool operator!=(const iterator& other) const { return at_ != other.at_; }
+
+     private:
+      const Stored* at_ = nullptr;
+    };
+    Fields(const Stored* begin, size_t size) : begin_(begin), size_(size) {}
+    iterator begin() const { return iterator(begin_); }
+    iterator end() const { return iterator(begin_ + size_); }
+    size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+    Field operator[](size_t i) const { return Field{begin_[i].name, begin_[i].value}; }
+
+   private:
+    const Stored* begin_;
+    size_t size_;
   };
 
   void add(std::string_view name, std::string_view value);
@@ -64,7 +114,7 @@ class HeaderMap {
   void remove_if(Pred&& pred) {
     size_t out = 0;
     for (size_t i = 0; i < fields_.size(); ++i) {
-      if (pred(fields_[i])) continue;
+      if (pred(Field{fields_[i].name, fields_[i].value})) continue;
       if (out != i) fields_[out] = std::move(fields_[i]);
       ++out;
     }
@@ -78,7 +128,7 @@ class HeaderMap {
   // True if a comma-separated list field (Connection, TE...) holds `token`, in any of its lines.
   bool has_token(std::string_view name, std::string_view token) const;
 
-  const std::vector<Field>& fields() const { return fields_; }
+  Fields fields() const { return Fields(fields_.data(), fields_.size()); }
   size_t size() const { return fields_.size(); }
   bool empty() const { return fields_.empty(); }
   void clear() { fields_.clear(); }
@@ -88,7 +138,7 @@ class HeaderMap {
   // empty elements.
   template <class Fn>
   void for_each_token(std::string_view name, Fn&& fn) const {
-    for (const Field& f : fields_) {
+    for (const Stored& f : fields_) {
       if (!iequals(f.name, name)) continue;
       std::string_view rest = f.value;
       while (!rest.empty()) {
@@ -107,7 +157,7 @@ class HeaderMap {
   }
 
  private:
-  std::vector<Field> fields_;
+  std::vector<Stored> fields_;
 };
 
 struct RequestHead {

@@ -206,18 +206,18 @@ struct FramingFields {
   size_t hosts = 0;
   size_t lengths = 0;
   bool transfer_encoding = false;
-  const std::string* host = nullptr;
-  const std::string* length = nullptr;
+  std::string_view host;    // the first Host value (when hosts > 0)
+  std::string_view length;  // the first Content-Length value (when lengths > 0)
 };
 FramingFields framing_fields(const HeaderMap& headers) {
   FramingFields r;
   for (const HeaderMap::Field& f : headers.fields()) {
     switch (f.name.size()) {
       case 4:
-        if (iequals(f.name, "host") && r.hosts++ == 0) r.host = &f.value;
+        if (iequals(f.name, "host") && r.hosts++ == 0) r.host = f.value;
         break;
       case 14:
-        if (iequals(f.name, "content-length") && r.lengths++ == 0) r.length = &f.value;
+        if (iequals(f.name, "content-length") && r.lengths++ == 0) r.length = f.value;
         break;
       case 17:
         r.transfer_encoding = r.transfer_encoding || iequals(f.name, "transfer-encoding");
@@ -417,7 +417,7 @@ ParseStatus RequestParser::parse(std::string_view input, size_t& consumed, Reque
   const size_t hosts = fields.hosts;
   if (hosts > 1) return fail(400, "more than one Host");
   if (hosts == 0 && head.version == Version::kHttp11) return fail(400, "missing Host");
-  if (hosts == 1 && !valid_authority(*fields.host)) return fail(400, "invalid Host");
+  if (hosts == 1 && !valid_authority(fields.host)) return fail(400, "invalid Host");
 
   // Body framing (RFC 9112 6.3).
   const TeVerdict te =
@@ -435,7 +435,7 @@ ParseStatus RequestParser::parse(std::string_view input, size_t& consumed, Reque
   } else if (lengths > 0) {
     uint64_t n = 0;
     if (lengths > 1) return fail(400, "more than one Content-Length");
-    if (!parse_content_length(*fields.length, n)) {
+    if (!parse_content_length(fields.length, n)) {
       return fail(400, "malformed Content-Length");
     }
     if (n > limits_.max_body) return fail(413, "body larger than the limit");
@@ -499,7 +499,7 @@ ParseStatus ResponseParser::parse(std::string_view input, size_t& consumed,
   }
   if (lengths > 1) return fail("upstream: more than one Content-Length");
   uint64_t n = 0;
-  if (lengths == 1 && !parse_content_length(*fields.length, n)) {
+  if (lengths == 1 && !parse_content_length(fields.length, n)) {
     return fail("upstream: malformed Content-Length");
   }
   if (te != TeVerdict::kAbsent && head.version == Version::kHttp10) {

@@ -145,7 +145,7 @@ struct Callbacks {
     if (name == "cookie") {
       for (const HeaderMap::Field& f : stream->headers.fields()) {
         if (f.name == "cookie") {
-          std::string joined = f.value + "; " + std::string(value);
+          std::string joined = std::string(f.value) + "; " + std::string(value);
           stream->headers.set("cookie", joined);
           return 0;
         }
