@@ -13,6 +13,7 @@
 #include "base/typed_slots.h"
 #include "http/body.h"
 #include "http/message.h"
+#include "runtime/timer.h"
 #include "transport/address.h"
 #include "transport/byte_stream.h"
 
@@ -35,6 +36,9 @@ struct RequestContext {
   std::string request_id;  // X-Request-Id as forwarded
   std::string error;       // why the proxy answered an error itself
   std::string route;       // the matched route ("HOST PATH"), set by the route table
+  // When the access log layer took the request, on the worker's loop clock
+  // (runtime::Runtime::now()): a layer times its own work against it.
+  runtime::TimePoint received{};
   // The effective client address (no port): empty means the connection's client_ip. A layer
   // that learns better (PROXY protocol, a trusted X-Forwarded-For) sets it.
   std::string client_ip;

@@ -83,6 +83,7 @@ Task<Result<mh::Response>> AccessLog::call(mh::Request request) {
     line.target = printable_target(request.head.target);
   }
   mh::RequestContext notes;
+  notes.received = line.start;
   request.context = &notes;
   Result<mh::Response> response = co_await inner_->call(std::move(request));
   if (!response) {
