@@ -44,6 +44,8 @@ class Engine {
 
   virtual std::string alpn() const = 0;
   virtual std::string server_name() const = 0;
+  // The subject of the certificate the peer presented (RFC 4514 form), or empty.
+  virtual std::string peer_subject() const = 0;
   virtual bool resumed() const = 0;
   virtual Version version() const = 0;
   virtual std::string cipher() const = 0;

@@ -196,6 +196,7 @@ Task<Result<void>> TlsStream::shutdown_write() {
 
 std::string TlsStream::alpn() const { return engine_->alpn(); }
 std::string TlsStream::server_name() const { return engine_->server_name(); }
+std::string TlsStream::peer_subject() const { return engine_->peer_subject(); }
 
 bool TlsStream::resumed() const { return engine_->resumed(); }
 Version TlsStream::version() const { return engine_->version(); }

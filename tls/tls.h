@@ -175,6 +175,9 @@ class TlsStream {
 
   std::string alpn() const;         // negotiated protocol, or empty
   std::string server_name() const;  // SNI the client sent (server side) / asked (client)
+  // The subject of the certificate the peer presented ("CN=client,O=Example", RFC 4514), or
+  // empty when it sent none. On a server with client_ca_file, a non-empty one was verified.
+  std::string peer_subject() const;
   bool resumed() const;             // the handshake resumed an earlier session
   bool closed_cleanly() const { return close_notify_received_; }
   Version version() const;

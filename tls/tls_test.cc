@@ -276,6 +276,7 @@ struct Outcome {
   std::string server_alpn;
   std::string client_alpn;
   std::string server_sni;
+  std::string server_peer_subject;  // the client certificate the server saw
   Version server_version = Version::kTls12;
   Version client_version = Version::kTls12;
   std::string client_cipher;
@@ -309,6 +310,7 @@ Task<Outcome> session(Listener* listener, SocketAddress address,
     out.server_resumed = conn.server->resumed();
     out.server_alpn = conn.server->alpn();
     out.server_sni = conn.server->server_name();
+    out.server_peer_subject = conn.server->peer_subject();
     out.server_version = conn.server->version();
   } else {
     out.server_error = conn.server.error();
@@ -1019,6 +1021,12 @@ TEST_P(TlsTest, MutualTls) {
 
     Outcome accepted = connect(server, with_cert, "a.test");
     EXPECT_TRUE(accepted.ok()) << accepted;
+    EXPECT_EQ(accepted.server_peer_subject, "CN=client");
+    // A resumed session still names the client certificate it was established with.
+    Outcome again = connect(server, with_cert, "a.test");
+    EXPECT_TRUE(again.ok()) << again;
+    EXPECT_TRUE(again.server_resumed);
+    EXPECT_EQ(again.server_peer_subject, "CN=client");
   }
 
   // Optional client certificates: a client without one is let in.
@@ -1028,6 +1036,7 @@ TEST_P(TlsTest, MutualTls) {
   ASSERT_TRUE(lenient && anonymous);
   Outcome o = connect(lenient, anonymous, "a.test");
   EXPECT_TRUE(o.ok()) << o;
+  EXPECT_EQ(o.server_peer_subject, "");
 }
 
 // --- 9. close_notify -----------------------------------------------------------------------------

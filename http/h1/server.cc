@@ -181,22 +181,29 @@ Task<Result<bool>> write_response(Conn& c, Response& response, const RequestHead
   co_return keep_alive;
 }
 
+// How long a lingering close waits for the client's next bytes before it closes. After a
+// rejected request (malformed, too slow: possibly an attack that trickles bytes), briefly.
+// After an answer to a request whose body the handler did not read (a 401 to an upload), the
+// client is a legitimate uploader and may stall for a moment on a loaded machine; closing
+// under it would reset the connection and destroy the answer before it is read (seen as curl's
+// "Broken pipe" with a 1 s wait), so as long as nginx's lingering_timeout.
+constexpr auto kRejectedSilence = std::chrono::seconds(1);
+constexpr auto kUploadSilence = std::chrono::seconds(5);
+
 // Ends a connection whose last response is written: stop writing, then read (and drop) what
 // the client is still sending, so that closing with unread bytes does not send a reset that
 // destroys the response before the client has read it (lingering close). As nginx's
-// lingering_timeout and lingering_time: it ends when the client has been silent for a second,
-// and in any case after 10 s or 64 MiB. (A single 1 s deadline for the whole linger was too
-// short for a client still uploading megabytes to a slow — sanitizer-built — proxy.)
-Task<void> linger_close(Conn& c) {
+// lingering_timeout and lingering_time: it ends when the client has been silent for `silence`,
+// and in any case after 10 s or 64 MiB.
+Task<void> linger_close(Conn& c, std::chrono::seconds silence) {
   (void)co_await c.stream.shutdown_write();
   constexpr size_t kMaxLingerBytes = 64 << 20;
-  constexpr auto kSilence = std::chrono::seconds(1);
   constexpr auto kMaxLinger = std::chrono::seconds(10);
   const auto deadline = runtime::Runtime::current()->now() + kMaxLinger;
   size_t dropped = 0;
   while (dropped < kMaxLingerBytes && runtime::Runtime::current()->now() < deadline) {
     c.in.clear();
-    c.timer.arm(kSilence);
+    c.timer.arm(silence);
     Result<size_t> n = co_await c.stream.read_some(c.in);
     c.timer.disarm();
     if (!n || *n == 0 || c.timer.fired) break;
@@ -215,7 +222,7 @@ Task<void> reject(Conn& c, int status, const std::string& reason) {
   ML_LOG(kDebug, "http: rejected request: {} {}", status, reason);
   auto [sent, rest] = co_await c.stream.write_all(std::move(out));
   if (!sent) co_return;
-  co_await linger_close(c);
+  co_await linger_close(c, kRejectedSilence);
 }
 
 // Drains what the handler left of the request body, up to max_drain.
@@ -352,7 +359,8 @@ Task<ServeStats> serve_loop(Conn& c, const ConnectionInfo& info, const Handler& 
     if (!*written) {
       stats.ended = "close requested";
       if (!c.body.done || !c.in.empty()) {
-        co_await linger_close(c);  // the client may still be sending: do not reset under it
+        // The client may still be sending: do not reset under it.
+        co_await linger_close(c, kUploadSilence);
       } else {
         (void)co_await c.stream.shutdown_write();
       }

@@ -78,8 +78,10 @@ runtime::Task<Result<void>> ConnectionRun::before_tls(transport::Stream& socket,
   co_return ok();
 }
 
-Result<void> ConnectionRun::after_tls(std::string server_name, std::string alpn) {
+Result<void> ConnectionRun::after_tls(std::string server_name, std::string alpn,
+                                      std::string client_subject) {
   context_->tls = true;
+  context_->client_subject = std::move(client_subject);
   context_->server_name = std::move(server_name);
   context_->alpn = std::move(alpn);
   return after_tls();

@@ -75,7 +75,8 @@ class ConnectionRun {
   // Each filter's after_tls in order: on a plain listener, right after before_tls...
   Result<void> after_tls();
   // ... on a TLS listener, once the handshake is done: the context's TLS facts are set first.
-  Result<void> after_tls(std::string server_name, std::string alpn);
+  Result<void> after_tls(std::string server_name, std::string alpn,
+                         std::string client_subject = {});
 
  private:
   Error refused(const ConnectionChain::Entry& entry, Error error);

@@ -24,6 +24,9 @@ struct ConnectionContext {
   bool tls = false;
   std::string server_name;  // SNI the client sent
   std::string alpn;         // the protocol ALPN chose
+  // The client certificate's subject ("CN=client", RFC 4514), empty if it sent none; verified
+  // against the server's client_ca when it has one.
+  std::string client_subject;
 
   // Anything else layers pass along, one value per type (base/typed_slots.h).
   TypedSlots slots;

@@ -79,7 +79,9 @@ Task<void> serve_connection(transport::Stream stream, IoBuffer read_ahead,
     }
     info.tls = true;
     info.server_name = secured->server_name();
-    if (!layers.after_tls(secured->server_name(), secured->alpn())) co_return;
+    if (!layers.after_tls(secured->server_name(), secured->alpn(), secured->peer_subject())) {
+      co_return;
+    }
     const bool h2 = options.h2 && secured->alpn() == "h2";
     transport::ByteStreamOf<tls::TlsStream> bytes(std::move(*secured));
     if (h2) {

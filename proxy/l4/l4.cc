@@ -61,7 +61,8 @@ Task<Result<Outcome>> TlsTerminate::call(Connection connection) {
       std::move(connection.stream), std::exchange(connection.read_ahead, IoBuffer()));
   if (!secured) co_return failed("tls", std::move(secured).error());
   if (connection.layers) {
-    if (Result<void> passed = connection.layers->after_tls(secured->server_name(), secured->alpn());
+    if (Result<void> passed = connection.layers->after_tls(
+            secured->server_name(), secured->alpn(), secured->peer_subject());
         !passed) {
       co_return failed("connection_filter", std::move(passed).error());
     }

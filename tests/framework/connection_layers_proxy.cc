@@ -6,6 +6,7 @@
 //                bytes after it stay for TLS or the protocol. A toy PROXY protocol: it reads
 //                past its line whenever the client's first write carries more.
 //   sni_allow    after TLS: only the server names in `names` are served.
+//   subject_allow after TLS: only client certificates whose subject is in `subjects`.
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -69,7 +70,22 @@ class SniAllow final : public connection::ConnectionFilter {
   std::vector<std::string> names_;
 };
 
-// Both filters are stateless: each generation makes a fresh one.
+class SubjectAllow final : public connection::ConnectionFilter {
+ public:
+  explicit SubjectAllow(std::vector<std::string> subjects) : subjects_(std::move(subjects)) {}
+  Result<void> after_tls(connection::ConnectionContext& context) override {
+    for (const std::string& subject : subjects_) {
+      if (subject == context.client_subject) return monolake::ok();
+    }
+    return Error(ErrorCode::kProtocol,
+                 "client certificate '" + context.client_subject + "' not allowed");
+  }
+
+ private:
+  std::vector<std::string> subjects_;
+};
+
+// The filters are stateless: each generation makes a fresh one.
 template <class F, class... Args>
 class Fresh final : public connection::ConnectionFilterFactory {
  public:
@@ -94,6 +110,16 @@ Result<void> register_filters(framework::Registry& registry) {
         return std::make_shared<Fresh<ClientLine, size_t, std::chrono::milliseconds>>(
             static_cast<size_t>(p.params.integer("max_line")),
             std::chrono::milliseconds(p.params.integer("timeout_ms")));
+      });
+  if (!added) return added;
+  monolake::proxy::ParamSchema subjects;
+  subjects.string_list("subjects").required().doc("client certificate subjects served");
+  added = registry.add_connection_filter(
+      "subject_allow", subjects,
+      [](const framework::ConnectionFilterParams& p)
+          -> Result<std::shared_ptr<const connection::ConnectionFilterFactory>> {
+        return std::make_shared<Fresh<SubjectAllow, std::vector<std::string>>>(
+            p.params.string_list("subjects"));
       });
   if (!added) return added;
   monolake::proxy::ParamSchema sni;

@@ -8,6 +8,7 @@ with real clients in front of a real nginx:
 - On TLS listeners (both TLS stacks): the line and the ClientHello in one write; the handshake
   starts from the read-ahead bytes; sni_allow after TLS serves a.test and closes b.test.
 - A tcp server: the read-ahead request reaches nginx through TcpForward.
+- subject_allow after TLS on mTLS servers: the client certificate's subject decides.
 - A malformed line, a silent client (timeout_ms): closed, counted in /stats per layer.
 - Bad connection_filters tables are refused at reload with FILE: KEY.PATH: reason; the running
   configuration stays in force.
@@ -87,10 +88,12 @@ def plain_exchange(port, first_write):
         return read_all(sock)
 
 
-def tls_exchange(port, line, sni):
+def tls_exchange(port, line, sni, client_cert=False):
     """The line and the ClientHello in one write, then an HTTP/1.1 request over TLS. The
     response bytes, or None when the connection closed without one."""
     context = ssl.create_default_context(cafile=os.path.join(CERTS, "ca.pem"))
+    if client_cert:
+        context.load_cert_chain(os.path.join(CERTS, "client.pem"), os.path.join(CERTS, "client.key"))
     context.set_alpn_protocols(["http/1.1"])
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = context.wrap_bio(incoming, outgoing, server_hostname=sni)
@@ -151,7 +154,7 @@ def test_connection_layers():
     if not os.path.exists(os.path.join(CERTS, "a.pem")):
         subprocess.run([MAKE_CERTS, CERTS], check=True, timeout=60, capture_output=True)
     ng, nport = start_nginx()
-    plain, tcp, tls_openssl, tls_gnutls, admin = pt.free_ports(5)
+    plain, tcp, tls_openssl, tls_gnutls, admin, mtls_ok, mtls_no = pt.free_ports(7)
     tls_keys = ('tls = { chain = "%s/a.pem", key = "%s/a.key", stack = "%%s", sni = [{ names = '
                 '["b.test"], chain = "%s/b.pem", key = "%s/b.key" }] }' % ((CERTS,) * 4))
     servers = [
@@ -161,6 +164,13 @@ def test_connection_layers():
                extra=tls_keys % "openssl" + "\n" + LINE % "s1" + SNI % "s1"),
         server("s2", tls_gnutls, nport,
                extra=tls_keys % "gnutls" + "\n" + LINE % "s2" + SNI % "s2"),
+    ]
+    mtls = ('tls = { chain = "%s/a.pem", key = "%s/a.key", stack = "%%s", client_ca = '
+            '"%s/ca.pem" }' % ((CERTS,) * 3))
+    subjects = '[[servers.%s.connection_filters]]\nname = "subject_allow"\nsubjects = ["%s"]\n'
+    servers += [
+        server("m1", mtls_ok, nport, extra=mtls % "openssl" + "\n" + subjects % ("m1", "CN=client")),
+        server("m2", mtls_no, nport, extra=mtls % "gnutls" + "\n" + subjects % ("m2", "CN=other")),
     ]
     ml = pt.Monolake(BINARY, config(admin, servers), DIR, name="connection_layers")
     ml.wait_ready()
@@ -188,6 +198,11 @@ def test_connection_layers():
         got = tls_exchange(port, b"CLIENT 10.7.7.8:7\n", "b.test")
         assert got is None, (port, got)
 
+    # The client certificate's subject, after TLS (OpenSSL allows CN=client, GnuTLS only CN=other).
+    got = tls_exchange(mtls_ok, b"", "a.test", client_cert=True)
+    assert got and got.startswith(b"HTTP/1.1 200"), got
+    assert tls_exchange(mtls_no, b"", "a.test", client_cert=True) is None
+
     # Refusals: a malformed line, a client that sends nothing (timeout_ms = 500).
     assert plain_exchange(plain, b"HELLO\nGET / HTTP/1.1\r\n\r\n") == b""
     start = time.monotonic()
@@ -200,6 +215,8 @@ def test_connection_layers():
     assert counts.get('{server="s1",filter="filter:sni_allow"}') == 1, counts
     assert counts.get('{server="s2",filter="filter:sni_allow"}') == 1, counts
     assert counts.get('{server="tcp",filter="filter:client_line"}') == 0, counts
+    assert counts.get('{server="m1",filter="filter:subject_allow"}') == 0, counts
+    assert counts.get('{server="m2",filter="filter:subject_allow"}') == 1, counts
 
     err = ml.err()
     assert "client=10.1.2.3:4567" in err, err  # the http access log prints the announced client
@@ -215,7 +232,7 @@ def test_connection_layers():
          "servers.plain.connection_filters[0].max_line: must be at least 16, got 1"),
         ('[[servers.plain.connection_filters]]\nname = "proxy"\n',
          "servers.plain.connection_filters[0].name: unknown connection filter 'proxy' "
-         "(expected one of: client_line, sni_allow)"),
+         "(expected one of: client_line, sni_allow, subject_allow)"),
     ]
     for table, expected in bad:
         text = config(admin, [server("plain", plain, nport, extra=table)] + servers[1:])

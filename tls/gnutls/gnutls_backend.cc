@@ -392,6 +392,22 @@ class GnuTlsEngine final : public Engine {
     return std::string(name, strnlen(name, size));
   }
 
+  std::string peer_subject() const override {
+    unsigned count = 0;
+    const gnutls_datum_t* chain = gnutls_certificate_get_peers(session(), &count);
+    if (!chain || count == 0) return "";
+    gnutls_x509_crt_t cert;
+    if (gnutls_x509_crt_init(&cert) < 0) return "";
+    std::string subject;
+    gnutls_datum_t dn = {nullptr, 0};
+    if (gnutls_x509_crt_import(cert, &chain[0], GNUTLS_X509_FMT_DER) >= 0 &&
+        gnutls_x509_crt_get_dn3(cert, &dn, 0) >= 0) {
+      subject.assign(reinterpret_cast<const char*>(dn.data), dn.size);
+      gnutls_free(dn.data);
+    }
+    gnutls_x509_crt_deinit(cert);
+    return subject;
+  }
   bool resumed() const override { return gnutls_session_is_resumed(session()) != 0; }
   Version version() const override { return is_tls13() ? Version::kTls13 : Version::kTls12; }
 

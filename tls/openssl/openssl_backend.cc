@@ -205,6 +205,18 @@ class OpenSslEngine final : public Engine {
     const char* name = SSL_get_servername(ssl_.get(), TLSEXT_NAMETYPE_host_name);
     return name ? name : "";
   }
+  std::string peer_subject() const override {
+    X509* peer = SSL_get0_peer_certificate(ssl_.get());
+    if (!peer) return "";
+    BIO* out = BIO_new(BIO_s_mem());
+    if (!out) return "";
+    X509_NAME_print_ex(out, X509_get_subject_name(peer), 0, XN_FLAG_RFC2253);
+    char* data = nullptr;
+    const long size = BIO_get_mem_data(out, &data);
+    std::string subject(data, size > 0 ? static_cast<size_t>(size) : 0);
+    BIO_free(out);
+    return subject;
+  }
   bool resumed() const override { return SSL_session_reused(ssl_.get()) == 1; }
   Version version() const override {
     return SSL_version(ssl_.get()) == TLS1_3_VERSION ? Version::kTls13 : Version::kTls12;
