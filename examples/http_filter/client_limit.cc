@@ -50,8 +50,10 @@ Result<std::shared_ptr<ClientLimit>> ClientLimitFactory::make_via_ref(
 
 monolake::proxy::ParamSchema client_limit_schema() {
   monolake::proxy::ParamSchema schema;
-  schema.integer("max").default_value(16).range(1, 1 << 20).doc(
-      "open connections per client address on each worker");
+  schema.integer("max")
+      .default_value(16)
+      .range(1, 1 << 20)
+      .doc("open connections per client address on each worker");
   return schema;
 }
 

@@ -33,8 +33,7 @@ class ClientLimit final : public connection::ConnectionFilter {
   // Open connections by client address (no port), on this worker.
   using OpenCounts = std::map<std::string, size_t, std::less<>>;
 
-  ClientLimit(size_t max, std::shared_ptr<OpenCounts> open)
-      : max_(max), open_(std::move(open)) {}
+  ClientLimit(size_t max, std::shared_ptr<OpenCounts> open) : max_(max), open_(std::move(open)) {}
 
   monolake::runtime::Task<Result<void>> before_tls(monolake::transport::Stream& socket,
                                                    monolake::IoBuffer& read_ahead,
@@ -51,8 +50,8 @@ class ClientLimit final : public connection::ConnectionFilter {
 class ClientLimitFactory final : public connection::ConnectionFilterFactoryOf<ClientLimit> {
  public:
   explicit ClientLimitFactory(size_t max) : max_(max) {}
-  Result<std::shared_ptr<ClientLimit>> make_via_ref(const ClientLimit* previous,
-                                                    const monolake::proxy::Build& build) const override;
+  Result<std::shared_ptr<ClientLimit>> make_via_ref(
+      const ClientLimit* previous, const monolake::proxy::Build& build) const override;
 
  private:
   size_t max_;

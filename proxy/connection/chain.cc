@@ -1,7 +1,5 @@
 #include "proxy/connection/chain.h"
 
-#include <algorithm>
-
 #include "base/log.h"
 #include "runtime/time.h"
 
@@ -42,8 +40,8 @@ Result<std::shared_ptr<const ConnectionChain>> ConnectionStack::make(
       return Error(filter.error().code(), scoped.scope() + ": " + filter.error().message());
     }
     // The refusal counter lives on while the server keeps its name and the layer its identity.
-    std::shared_ptr<metrics::UserMetric> closed = connection.shared<metrics::UserMetric>(
-        "closed:" + layer.identity + ":" + server_name, [&] {
+    std::shared_ptr<metrics::UserMetric> closed =
+        connection.shared<metrics::UserMetric>("closed:" + layer.identity + ":" + server_name, [&] {
           return metrics::Registry::global().own(
               "monolake_connection_filter_closed_total",
               "Connections a connection layer closed before the protocol served them",

@@ -191,9 +191,9 @@ TEST_P(ConnectionChainTest, ReadAheadBytesReachTheNextLayerAndTheProtocol) {
     }
     EXPECT_EQ(protocol_saw, "GET / HTTP/1.1\r\nHost: a\r\n");
   }());
-  EXPECT_EQ(journal, (Journal{"before:line",
-                              "before:r client=10.1.2.3:4567 read_ahead=GET / HTTP/1.1\r\n",
-                              "after:r tls=0 sni= alpn=", "closed:line", "closed:r"}));
+  EXPECT_EQ(journal,
+            (Journal{"before:line", "before:r client=10.1.2.3:4567 read_ahead=GET / HTTP/1.1\r\n",
+                     "after:r tls=0 sni= alpn=", "closed:line", "closed:r"}));
   expect_idle();
 }
 
@@ -227,7 +227,8 @@ TEST_P(ConnectionChainTest, AfterTlsSeesTheHandshakesChoicesAndMayRefuse) {
   Journal journal;
   ConnectionStack stack;
   stack.push("record", "", std::make_shared<Fixed>(std::make_shared<Recorder>("a", &journal)));
-  stack.push("record", "", std::make_shared<Fixed>(std::make_shared<Recorder>("b", &journal, true)));
+  stack.push("record", "",
+             std::make_shared<Fixed>(std::make_shared<Recorder>("b", &journal, true)));
   Generation generation;
   auto chain = build_chain(stack, generation);
   ASSERT_TRUE(chain);
@@ -241,7 +242,8 @@ TEST_P(ConnectionChainTest, AfterTlsSeesTheHandshakesChoicesAndMayRefuse) {
   }
   EXPECT_TRUE(context.tls);
   // closed() reaches only layers whose before_tls ran: none did here.
-  EXPECT_EQ(journal, (Journal{"after:a tls=1 sni=a.test alpn=h2", "after:b tls=1 sni=a.test alpn=h2"}));
+  EXPECT_EQ(journal,
+            (Journal{"after:a tls=1 sni=a.test alpn=h2", "after:b tls=1 sni=a.test alpn=h2"}));
 }
 
 TEST(ConnectionStackTest, EachLayerTakesOverItsOwnStateByIdentity) {

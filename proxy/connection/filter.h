@@ -70,7 +70,8 @@ class ConnectionFilterFactoryOf : public ConnectionFilterFactory {
     const std::shared_ptr<F> previous = build.previous<F>();
     Result<std::shared_ptr<F>> made = make_via_ref(previous.get(), build);
     if (!made) return std::move(made).error();
-    if (!*made) return Error(ErrorCode::kInternal, build.scope() + ": the filter's factory made nothing");
+    if (!*made)
+      return Error(ErrorCode::kInternal, build.scope() + ": the filter's factory made nothing");
     if (auto kept = build.keep(*made); !kept) return std::move(kept).error();
     return std::shared_ptr<ConnectionFilter>(std::move(*made));
   }

@@ -1,6 +1,5 @@
 #include "proxy/l4/l4.h"
 
-#include <algorithm>
 #include <utility>
 
 #include "base/log.h"
