@@ -3,6 +3,8 @@
 //   class MyTest : public runtime::BackendTest {};
 //   TEST_P(MyTest, Works) { run([]() -> Task<void> { ...; co_return; }()); }
 //   ML_INSTANTIATE_BACKEND_TESTS(MyTest);
+//
+// CO_REQUIRE(cond) / CO_REQUIRE_OK(result) stop a coroutine test body with a failure.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -15,6 +17,22 @@
 #include "runtime/internal/backend.h"
 #include "runtime/io.h"
 #include "runtime/runtime.h"
+
+// Inside coroutines gtest's ASSERT_* cannot be used (they `return`): these stop the body.
+#define CO_REQUIRE(cond)                             \
+  do {                                               \
+    if (!(cond)) {                                   \
+      ADD_FAILURE() << "requirement failed: " #cond; \
+      co_return;                                     \
+    }                                                \
+  } while (0)
+#define CO_REQUIRE_OK(result)                                               \
+  do {                                                                      \
+    if (!(result)) {                                                        \
+      ADD_FAILURE() << #result " failed: " << (result).error().to_string(); \
+      co_return;                                                            \
+    }                                                                       \
+  } while (0)
 
 namespace monolake::runtime {
 

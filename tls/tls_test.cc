@@ -44,22 +44,6 @@ constexpr auto kIoLimit = 10s;
 // The contexts' own handshake bound (below kIoLimit, so the library's timeout shows first).
 constexpr auto kHandshakeTimeout = 5s;
 
-// Inside coroutines gtest's ASSERT_* cannot be used (they `return`): these stop the body.
-#define CO_REQUIRE(cond)                             \
-  do {                                               \
-    if (!(cond)) {                                   \
-      ADD_FAILURE() << "requirement failed: " #cond; \
-      co_return;                                     \
-    }                                                \
-  } while (0)
-#define CO_REQUIRE_OK(result)                                               \
-  do {                                                                      \
-    if (!(result)) {                                                        \
-      ADD_FAILURE() << #result " failed: " << (result).error().to_string(); \
-      co_return;                                                            \
-    }                                                                       \
-  } while (0)
-
 // --- parameters ----------------------------------------------------------------------------------
 
 struct Combo {

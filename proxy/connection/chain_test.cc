@@ -32,14 +32,6 @@ using transport::Stream;
 
 constexpr auto kIoLimit = 10s;
 
-#define CO_REQUIRE(cond)                             \
-  do {                                               \
-    if (!(cond)) {                                   \
-      ADD_FAILURE() << "requirement failed: " #cond; \
-      co_return;                                     \
-    }                                                \
-  } while (0)
-
 // What the test filters did, in order ("before:a", "after:a", "closed:a"...).
 using Journal = std::vector<std::string>;
 

@@ -55,22 +55,6 @@ constexpr auto kPrompt = 1s;
 constexpr auto kConnectTimeout = 5s;
 constexpr size_t kMiB = 1024 * 1024;
 
-// Inside coroutines gtest's ASSERT_* cannot be used (they `return`): these stop the body.
-#define CO_REQUIRE(cond)                             \
-  do {                                               \
-    if (!(cond)) {                                   \
-      ADD_FAILURE() << "requirement failed: " #cond; \
-      co_return;                                     \
-    }                                                \
-  } while (0)
-#define CO_REQUIRE_OK(result)                                               \
-  do {                                                                      \
-    if (!(result)) {                                                        \
-      ADD_FAILURE() << #result " failed: " << (result).error().to_string(); \
-      co_return;                                                            \
-    }                                                                       \
-  } while (0)
-
 // --- helpers ------------------------------------------------------------------------------------
 
 template <class T>
