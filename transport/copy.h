@@ -11,12 +11,15 @@
 // so a TLS stream (tls::TlsStream) can be copied to a plain one.
 //
 // Memory: each direction holds at most one read buffer, and none while its side is idle
-// (read_some parks without a buffer), so an idle L4 connection costs no buffer memory.
+// (read_some parks without a buffer), so an idle L4 connection costs no buffer memory. With
+// CopyOptions::zero_copy between two plain Streams, a direction holds a pipe instead, only
+// while it moves a chunk (splice.h).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <type_traits>
 
 #include "base/buffer.h"
 #include "base/error.h"
@@ -25,6 +28,9 @@
 #include "runtime/runtime.h"
 #include "runtime/task.h"
 #include "runtime/time.h"
+#include "transport/idle_watch.h"
+#include "transport/splice.h"
+#include "transport/stream.h"
 
 namespace monolake::transport {
 
@@ -37,40 +43,37 @@ struct CopyResult {
 struct CopyOptions {
   // Ends the copy (error kTimeout) when no byte has moved either way for this long.
   std::optional<std::chrono::nanoseconds> idle_timeout;
+  // Between two plain Streams: move the bytes with splice(2) through a pipe instead of
+  // copying them through user space (splice.h). Ignored for any other pair (TLS streams).
+  // Only where splice_is_safe() (SIGPIPE ignored or blocked; monolake ignores it).
+  bool zero_copy = false;
 };
 
 namespace detail {
-
-// Ends a copy that has been idle too long: re-armed whenever bytes move either way.
-struct IdleWatch {
-  runtime::Deadline deadline;
-  std::chrono::nanoseconds limit{};
-  runtime::CancelState* stop = nullptr;
-  bool fired = false;
-
-  void touch() {
-    if (limit.count() == 0) return;
-    deadline.arm(runtime::Runtime::current()->now() + limit, &IdleWatch::on_fire, this);
-  }
-  static void on_fire(void* self) {
-    auto* watch = static_cast<IdleWatch*>(self);
-    watch->fired = true;
-    watch->stop->cancel();
-  }
-};
 
 template <class From, class To>
 struct Pump {
   From* from;
   To* to;
   IdleWatch* idle;
+  bool zero_copy = false;
   uint64_t bytes = 0;
 };
+
+template <class From, class To>
+constexpr bool kSpliceable = std::is_same_v<From, Stream>&& std::is_same_v<To, Stream>;
 
 // Copies one direction until end of stream (then half-closes the writer) or an error. On
 // error it cancels the opposite direction through `opposite` (if given).
 template <class From, class To>
 runtime::Task<Result<void>> pump(Pump<From, To>* p, runtime::CancelState* opposite) {
+  if constexpr (kSpliceable<From, To>) {
+    if (p->zero_copy) {
+      Result<void> spliced = co_await splice_one_way(*p->from, *p->to, *p->idle, p->bytes);
+      if (!spliced && opposite) opposite->cancel();
+      co_return spliced;
+    }
+  }
   IoBuffer buffer;
   while (true) {
     Result<size_t> n = co_await p->from->read_some(buffer);
@@ -103,12 +106,17 @@ runtime::Task<CopyResult> copy_bidirectional(A& a, B& b, CopyOptions options = {
   // cancellation) cancels the backward one, and the backward one's failure the forward one.
   runtime::CancelState forward_cancel;
   runtime::CancelLink link(co_await runtime::current_cancel_state{}, &forward_cancel);
-  detail::IdleWatch idle;
+  IdleWatch idle;
   idle.limit = options.idle_timeout.value_or(std::chrono::nanoseconds(0));
   idle.stop = &forward_cancel;
   idle.touch();
-  detail::Pump<A, B> forward{&a, &b, &idle};
-  detail::Pump<B, A> backward{&b, &a, &idle};
+  bool zero_copy = false;
+  if constexpr (detail::kSpliceable<A, B>) {
+    zero_copy =
+        options.zero_copy && splice_is_safe() && prepare_for_splice(a) && prepare_for_splice(b);
+  }
+  detail::Pump<A, B> forward{&a, &b, &idle, zero_copy};
+  detail::Pump<B, A> backward{&b, &a, &idle, zero_copy};
   auto back = runtime::spawn_with_handle(detail::pump(&backward, &forward_cancel));
   runtime::Task<Result<void>> fwd = detail::pump(&forward, nullptr);
   fwd.set_cancel_state(&forward_cancel);

@@ -4,6 +4,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -17,6 +19,7 @@
 #include <fstream>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "runtime/io.h"
@@ -24,6 +27,7 @@
 #include "runtime/testing.h"
 #include "runtime/time.h"
 #include "transport/copy.h"
+#include "transport/splice.h"
 
 namespace monolake::transport {
 namespace {
@@ -765,14 +769,33 @@ Task<Result<Chain>> make_chain(Listener* listener, SocketAddress address) {
                   std::move(back->server)};
 }
 
+// Every copy test runs in both modes: copying through user space, and splice(2) (zero_copy).
+const CopyOptions kCopyModes[] = {CopyOptions{.idle_timeout = {}, .zero_copy = false},
+                                  CopyOptions{.idle_timeout = {}, .zero_copy = true}};
+
+// Names the mode for SCOPED_TRACE and gets the thread ready for it: splice(2) raises SIGPIPE
+// on a reset peer, so zero_copy is used only where SIGPIPE is ignored.
+std::string enter_mode(const CopyOptions& options) {
+  if (options.zero_copy) {
+    ::signal(SIGPIPE, SIG_IGN);
+    EXPECT_TRUE(splice_is_safe());
+  }
+  return options.zero_copy ? "zero_copy (splice)" : "copy";
+}
+
+CopyOptions with_idle_timeout(CopyOptions options, std::chrono::nanoseconds limit) {
+  options.idle_timeout = limit;
+  return options;
+}
+
 // copy_bidirectional's outcome in the shape with_timeout understands (a `result` member).
 struct CopyRun {
   Result<void> result;
   CopyResult copy;
 };
 
-Task<CopyRun> copy_task(Stream* a, Stream* b) {
-  CopyResult copy = co_await copy_bidirectional(*a, *b);
+Task<CopyRun> copy_task(Stream* a, Stream* b, CopyOptions options) {
+  CopyResult copy = co_await copy_bidirectional(*a, *b, options);
   Result<void> result = ok();
   if (copy.error) result = *copy.error;
   co_return CopyRun{std::move(result), std::move(copy)};
@@ -807,11 +830,12 @@ struct FullCopyOutcome {
   Result<std::string> client_got = Error(ErrorCode::kInternal);
 };
 
-Task<FullCopyOutcome> full_copy_body(Chain* chain, std::string request, std::string reply) {
+Task<FullCopyOutcome> full_copy_body(Chain* chain, std::string request, std::string reply,
+                                     CopyOptions options) {
   auto server = spawn_with_handle(server_read_then_reply(&chain->server, std::move(reply)));
   auto client = spawn_with_handle(client_send_then_read(&chain->client, std::move(request)));
   FullCopyOutcome out;
-  out.copy = co_await with_timeout(copy_task(&chain->a, &chain->b), 30s);
+  out.copy = co_await with_timeout(copy_task(&chain->a, &chain->b, options), 30s);
   // A proxy closes both sides when the copy is over (this also unblocks the peers if the copy
   // failed).
   (void)co_await chain->a.close();
@@ -822,41 +846,53 @@ Task<FullCopyOutcome> full_copy_body(Chain* chain, std::string request, std::str
 }
 
 TEST_P(StreamTest, CopyBidirectionalBothWaysWithHalfClose) {
-  Result<Listener> listener = Listener::bind(addr("127.0.0.1:0"));
-  ASSERT_TRUE(listener.has_value());
-  Result<Chain> chain = run(make_chain(&*listener, *listener->local_address()));
-  ASSERT_TRUE(chain.has_value()) << chain.error().to_string();
+  for (const CopyOptions& options : kCopyModes) {
+    SCOPED_TRACE(enter_mode(options));
+    Result<Listener> listener = Listener::bind(addr("127.0.0.1:0"));
+    ASSERT_TRUE(listener.has_value());
+    Result<Chain> chain = run(make_chain(&*listener, *listener->local_address()));
+    ASSERT_TRUE(chain.has_value()) << chain.error().to_string();
 
-  const std::string request = pattern(4 * kMiB, 1);
-  const std::string reply = pattern(2 * kMiB, 2);
-  FullCopyOutcome out = run(full_copy_body(&*chain, request, reply));
-  EXPECT_TRUE(out.copy.result.has_value()) << describe(out.copy);
-  EXPECT_FALSE(out.copy.copy.error.has_value()) << describe(out.copy);
-  EXPECT_EQ(out.copy.copy.a_to_b, 4 * kMiB);
-  EXPECT_EQ(out.copy.copy.b_to_a, 2 * kMiB);
-  ASSERT_TRUE(out.server_got.has_value()) << out.server_got.error().to_string();
-  EXPECT_TRUE(*out.server_got == request) << describe(out.server_got);
-  ASSERT_TRUE(out.client_got.has_value()) << out.client_got.error().to_string();
-  EXPECT_TRUE(*out.client_got == reply) << describe(out.client_got);
-  EXPECT_EQ(rt().live_tasks(), 0u);
+    const std::string request = pattern(4 * kMiB, 1);
+    const std::string reply = pattern(2 * kMiB, 2);
+    FullCopyOutcome out = run(full_copy_body(&*chain, request, reply, options));
+    EXPECT_TRUE(out.copy.result.has_value()) << describe(out.copy);
+    EXPECT_FALSE(out.copy.copy.error.has_value()) << describe(out.copy);
+    EXPECT_EQ(out.copy.copy.a_to_b, 4 * kMiB);
+    EXPECT_EQ(out.copy.copy.b_to_a, 2 * kMiB);
+    ASSERT_TRUE(out.server_got.has_value()) << out.server_got.error().to_string();
+    EXPECT_TRUE(*out.server_got == request) << describe(out.server_got);
+    ASSERT_TRUE(out.client_got.has_value()) << out.client_got.error().to_string();
+    EXPECT_TRUE(*out.client_got == reply) << describe(out.client_got);
+    // Pipes are only held while a chunk moves; the splice path really ran (it left its
+    // pipes in this thread's pool).
+    EXPECT_EQ(splice_pipes().in_use, 0u);
+    if (options.zero_copy) {
+      EXPECT_GE(splice_pipes().idle, 1u);
+    }
+    EXPECT_EQ(rt().live_tasks(), 0u);
+  }
 }
 
 TEST_P(StreamTest, CopyBidirectionalOverUnixSockets) {
-  TempDir dir;
-  ASSERT_TRUE(dir.ok());
-  Result<Listener> listener = Listener::bind(*SocketAddress::unix_path(dir.file("c.sock")));
-  ASSERT_TRUE(listener.has_value());
-  Result<Chain> chain = run(make_chain(&*listener, *listener->local_address()));
-  ASSERT_TRUE(chain.has_value()) << chain.error().to_string();
-  const std::string request = pattern(kMiB + 17, 3);
-  const std::string reply = pattern(3 * kMiB / 2, 4);
-  FullCopyOutcome out = run(full_copy_body(&*chain, request, reply));
-  EXPECT_TRUE(out.copy.result.has_value()) << describe(out.copy);
-  EXPECT_EQ(out.copy.copy.a_to_b, request.size());
-  EXPECT_EQ(out.copy.copy.b_to_a, reply.size());
-  ASSERT_TRUE(out.server_got.has_value() && out.client_got.has_value());
-  EXPECT_TRUE(*out.server_got == request);
-  EXPECT_TRUE(*out.client_got == reply);
+  for (const CopyOptions& options : kCopyModes) {
+    SCOPED_TRACE(enter_mode(options));
+    TempDir dir;
+    ASSERT_TRUE(dir.ok());
+    Result<Listener> listener = Listener::bind(*SocketAddress::unix_path(dir.file("c.sock")));
+    ASSERT_TRUE(listener.has_value());
+    Result<Chain> chain = run(make_chain(&*listener, *listener->local_address()));
+    ASSERT_TRUE(chain.has_value()) << chain.error().to_string();
+    const std::string request = pattern(kMiB + 17, 3);
+    const std::string reply = pattern(3 * kMiB / 2, 4);
+    FullCopyOutcome out = run(full_copy_body(&*chain, request, reply, options));
+    EXPECT_TRUE(out.copy.result.has_value()) << describe(out.copy);
+    EXPECT_EQ(out.copy.copy.a_to_b, request.size());
+    EXPECT_EQ(out.copy.copy.b_to_a, reply.size());
+    ASSERT_TRUE(out.server_got.has_value() && out.client_got.has_value());
+    EXPECT_TRUE(*out.server_got == request);
+    EXPECT_TRUE(*out.client_got == reply);
+  }
 }
 
 // Writes until the write fails, then reads until end of stream or an error.
@@ -880,10 +916,10 @@ Task<bool> server_resets(Stream* server) {
   co_return got.has_value();
 }
 
-Task<CopyRun> reset_body(Chain* chain) {
+Task<CopyRun> reset_body(Chain* chain, CopyOptions options) {
   auto server = spawn_with_handle(server_resets(&chain->server));
   auto client = spawn_with_handle(client_keeps_sending(&chain->client));
-  CopyRun copy = co_await with_timeout(copy_task(&chain->a, &chain->b), 10s);
+  CopyRun copy = co_await with_timeout(copy_task(&chain->a, &chain->b, options), 10s);
   (void)co_await chain->a.close();
   (void)co_await chain->b.close();
   (void)co_await server;
@@ -892,19 +928,22 @@ Task<CopyRun> reset_body(Chain* chain) {
 }
 
 TEST_P(StreamTest, CopyBidirectionalStopsOnReset) {
-  Result<Listener> listener = Listener::bind(addr("127.0.0.1:0"));
-  ASSERT_TRUE(listener.has_value());
-  Result<Chain> chain = run(make_chain(&*listener, *listener->local_address()));
-  ASSERT_TRUE(chain.has_value()) << chain.error().to_string();
+  for (const CopyOptions& options : kCopyModes) {
+    SCOPED_TRACE(enter_mode(options));
+    Result<Listener> listener = Listener::bind(addr("127.0.0.1:0"));
+    ASSERT_TRUE(listener.has_value());
+    Result<Chain> chain = run(make_chain(&*listener, *listener->local_address()));
+    ASSERT_TRUE(chain.has_value()) << chain.error().to_string();
 
-  CopyRun out = run(reset_body(&*chain));
-  ASSERT_FALSE(out.result.has_value()) << describe(out);
-  EXPECT_NE(out.result.error().code(), ErrorCode::kTimeout) << "copy hung: " << describe(out);
-  ASSERT_TRUE(out.copy.error.has_value()) << describe(out);
-  EXPECT_EQ(out.copy.error->code(), ErrorCode::kConnectionReset) << describe(out);
-  EXPECT_GE(out.copy.a_to_b, 64 * 1024u) << describe(out);
-  EXPECT_EQ(out.copy.b_to_a, 0u) << describe(out);
-  EXPECT_EQ(rt().live_tasks(), 0u);  // both directions finished
+    CopyRun out = run(reset_body(&*chain, options));
+    ASSERT_FALSE(out.result.has_value()) << describe(out);
+    EXPECT_NE(out.result.error().code(), ErrorCode::kTimeout) << "copy hung: " << describe(out);
+    ASSERT_TRUE(out.copy.error.has_value()) << describe(out);
+    EXPECT_EQ(out.copy.error->code(), ErrorCode::kConnectionReset) << describe(out);
+    EXPECT_GE(out.copy.a_to_b, 64 * 1024u) << describe(out);
+    EXPECT_EQ(out.copy.b_to_a, 0u) << describe(out);
+    EXPECT_EQ(rt().live_tasks(), 0u);  // both directions finished
+  }
 }
 
 struct CancelOutcome {
@@ -915,10 +954,10 @@ struct CancelOutcome {
 
 // Cancels an idle copy, then checks that the streams still carry data (no operation of the
 // cancelled copy is left behind to steal it).
-Task<CancelOutcome> cancel_idle_body(Chain* chain) {
+Task<CancelOutcome> cancel_idle_body(Chain* chain, CopyOptions options) {
   CancelOutcome out;
   const auto start = Clock::now();
-  out.copy = co_await with_timeout(copy_task(&chain->a, &chain->b), 100ms);
+  out.copy = co_await with_timeout(copy_task(&chain->a, &chain->b, options), 100ms);
   out.elapsed = Clock::now() - start;
   (void)co_await write_string(&chain->client, "still here");
   out.after = co_await read_at_least(&chain->a, std::strlen("still here"));
@@ -926,22 +965,27 @@ Task<CancelOutcome> cancel_idle_body(Chain* chain) {
 }
 
 TEST_P(StreamTest, CopyBidirectionalCancelledWhileIdle) {
-  Result<Listener> listener = Listener::bind(addr("127.0.0.1:0"));
-  ASSERT_TRUE(listener.has_value());
-  Result<Chain> chain = run(make_chain(&*listener, *listener->local_address()));
-  ASSERT_TRUE(chain.has_value()) << chain.error().to_string();
+  for (const CopyOptions& options : kCopyModes) {
+    SCOPED_TRACE(enter_mode(options));
+    Result<Listener> listener = Listener::bind(addr("127.0.0.1:0"));
+    ASSERT_TRUE(listener.has_value());
+    Result<Chain> chain = run(make_chain(&*listener, *listener->local_address()));
+    ASSERT_TRUE(chain.has_value()) << chain.error().to_string();
 
-  CancelOutcome out = run(cancel_idle_body(&*chain));
-  ASSERT_FALSE(out.copy.result.has_value()) << describe(out.copy);
-  EXPECT_EQ(out.copy.result.error().code(), ErrorCode::kTimeout) << describe(out.copy);
-  ASSERT_TRUE(out.copy.copy.error.has_value());
-  EXPECT_EQ(out.copy.copy.error->code(), ErrorCode::kCancelled) << describe(out.copy);
-  EXPECT_EQ(out.copy.copy.a_to_b, 0u);
-  EXPECT_EQ(out.copy.copy.b_to_a, 0u);
-  EXPECT_GE(out.elapsed, 50ms);
-  EXPECT_LT(out.elapsed, 5s);
-  EXPECT_TRUE(out.after.has_value() && *out.after == "still here") << describe(out.after);
-  EXPECT_EQ(rt().live_tasks(), 0u);
+    CancelOutcome out = run(cancel_idle_body(&*chain, options));
+    ASSERT_FALSE(out.copy.result.has_value()) << describe(out.copy);
+    EXPECT_EQ(out.copy.result.error().code(), ErrorCode::kTimeout) << describe(out.copy);
+    ASSERT_TRUE(out.copy.copy.error.has_value());
+    EXPECT_EQ(out.copy.copy.error->code(), ErrorCode::kCancelled) << describe(out.copy);
+    EXPECT_EQ(out.copy.copy.a_to_b, 0u);
+    EXPECT_EQ(out.copy.copy.b_to_a, 0u);
+    EXPECT_GE(out.elapsed, 50ms);
+    EXPECT_LT(out.elapsed, 5s);
+    EXPECT_TRUE(out.after.has_value() && *out.after == "still here") << describe(out.after);
+    EXPECT_EQ(splice_pipes().in_use, 0u);
+    EXPECT_EQ(splice_pipes().in_use, 0u);
+    EXPECT_EQ(rt().live_tasks(), 0u);
+  }
 }
 
 // The caller's cancellation must stop the copy also when one direction has already ended:
@@ -952,7 +996,7 @@ Task<Result<void>> unstick_after(Stream* server, std::chrono::milliseconds delay
   co_return co_await server->shutdown_write();
 }
 
-Task<CancelOutcome> cancel_half_closed_body(Chain* chain) {
+Task<CancelOutcome> cancel_half_closed_body(Chain* chain, CopyOptions options) {
   CancelOutcome out;
   Result<void> shut = co_await chain->client.shutdown_write();
   EXPECT_TRUE(shut.has_value());
@@ -960,7 +1004,7 @@ Task<CancelOutcome> cancel_half_closed_body(Chain* chain) {
   // ends it, so the test fails on time instead of hanging.
   auto watchdog = spawn_with_handle(unstick_after(&chain->server, 3000ms));
   const auto start = Clock::now();
-  out.copy = co_await with_timeout(copy_task(&chain->a, &chain->b), 100ms);
+  out.copy = co_await with_timeout(copy_task(&chain->a, &chain->b, options), 100ms);
   out.elapsed = Clock::now() - start;
   watchdog.cancel();
   (void)co_await watchdog;
@@ -971,20 +1015,49 @@ Task<CancelOutcome> cancel_half_closed_body(Chain* chain) {
 }
 
 TEST_P(StreamTest, CopyBidirectionalCancelledAfterOneDirectionEnded) {
-  Result<Listener> listener = Listener::bind(addr("127.0.0.1:0"));
-  ASSERT_TRUE(listener.has_value());
-  Result<Chain> chain = run(make_chain(&*listener, *listener->local_address()));
-  ASSERT_TRUE(chain.has_value()) << chain.error().to_string();
+  for (const CopyOptions& options : kCopyModes) {
+    SCOPED_TRACE(enter_mode(options));
+    Result<Listener> listener = Listener::bind(addr("127.0.0.1:0"));
+    ASSERT_TRUE(listener.has_value());
+    Result<Chain> chain = run(make_chain(&*listener, *listener->local_address()));
+    ASSERT_TRUE(chain.has_value()) << chain.error().to_string();
 
-  CancelOutcome out = run(cancel_half_closed_body(&*chain));
-  EXPECT_LT(out.elapsed, 2s) << "cancellation did not stop the b -> a direction: "
-                             << describe(out.copy);
-  ASSERT_FALSE(out.copy.result.has_value()) << describe(out.copy);
-  EXPECT_EQ(out.copy.result.error().code(), ErrorCode::kTimeout) << describe(out.copy);
-  EXPECT_EQ(out.copy.copy.a_to_b, 0u);
-  EXPECT_EQ(out.copy.copy.b_to_a, 0u);
-  EXPECT_TRUE(out.after.has_value() && *out.after == "late reply") << describe(out.after);
-  EXPECT_EQ(rt().live_tasks(), 0u);
+    CancelOutcome out = run(cancel_half_closed_body(&*chain, options));
+    EXPECT_LT(out.elapsed, 2s) << "cancellation did not stop the b -> a direction: "
+                               << describe(out.copy);
+    ASSERT_FALSE(out.copy.result.has_value()) << describe(out.copy);
+    EXPECT_EQ(out.copy.result.error().code(), ErrorCode::kTimeout) << describe(out.copy);
+    EXPECT_EQ(out.copy.copy.a_to_b, 0u);
+    EXPECT_EQ(out.copy.copy.b_to_a, 0u);
+    EXPECT_TRUE(out.after.has_value() && *out.after == "late reply") << describe(out.after);
+    EXPECT_EQ(splice_pipes().in_use, 0u);
+    EXPECT_EQ(rt().live_tasks(), 0u);
+  }
+}
+
+TEST(SpliceTest, ZeroCopyOnlyWhereSigpipeCannotEndTheProcess) {
+  // Once it has been seen ignored, a thread keeps the answer; so ask on a fresh thread.
+  bool with_default = true;
+  bool with_ignored = false;
+  std::thread([&] {
+    ::signal(SIGPIPE, SIG_DFL);
+    with_default = splice_is_safe();
+    ::signal(SIGPIPE, SIG_IGN);
+    with_ignored = splice_is_safe();
+  }).join();
+  EXPECT_FALSE(with_default);
+  EXPECT_TRUE(with_ignored);
+  bool with_blocked = false;
+  std::thread([&] {
+    ::signal(SIGPIPE, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    with_blocked = splice_is_safe();
+  }).join();
+  EXPECT_TRUE(with_blocked);
+  ::signal(SIGPIPE, SIG_IGN);
 }
 
 // --- many connections ---------------------------------------------------------------------
@@ -1073,9 +1146,8 @@ Task<void> chatter(Stream* client, int times) {
   }
 }
 
-Task<IdleOutcome> idle_body(Chain* chain) {
+Task<IdleOutcome> idle_body(Chain* chain, CopyOptions options) {
   IdleOutcome out;
-  CopyOptions options;
   options.idle_timeout = std::chrono::milliseconds(150);
   auto start = runtime::Clock::now();
   out.quiet = co_await copy_bidirectional(chain->a, chain->b, options);
@@ -1090,23 +1162,27 @@ Task<IdleOutcome> idle_body(Chain* chain) {
 }
 
 TEST_P(StreamTest, CopyBidirectionalIdleTimeout) {
-  Result<Listener> listener = Listener::bind(addr("127.0.0.1:0"));
-  ASSERT_TRUE(listener.has_value());
-  Result<Chain> chain = run(make_chain(&*listener, *listener->local_address()));
-  ASSERT_TRUE(chain.has_value()) << chain.error().to_string();
-  IdleOutcome out = run(idle_body(&*chain));
+  for (const CopyOptions& options : kCopyModes) {
+    SCOPED_TRACE(enter_mode(options));
+    Result<Listener> listener = Listener::bind(addr("127.0.0.1:0"));
+    ASSERT_TRUE(listener.has_value());
+    Result<Chain> chain = run(make_chain(&*listener, *listener->local_address()));
+    ASSERT_TRUE(chain.has_value()) << chain.error().to_string();
+    IdleOutcome out =
+        run(idle_body(&*chain, with_idle_timeout(options, std::chrono::milliseconds(150))));
 
-  ASSERT_TRUE(out.quiet.error.has_value());
-  EXPECT_EQ(out.quiet.error->code(), ErrorCode::kTimeout);
-  EXPECT_GE(out.quiet_elapsed, std::chrono::milliseconds(150));
-  EXPECT_LT(out.quiet_elapsed, std::chrono::seconds(5));
+    ASSERT_TRUE(out.quiet.error.has_value());
+    EXPECT_EQ(out.quiet.error->code(), ErrorCode::kTimeout);
+    EXPECT_GE(out.quiet_elapsed, std::chrono::milliseconds(150));
+    EXPECT_LT(out.quiet_elapsed, std::chrono::seconds(5));
 
-  // Traffic keeps re-arming it: the copy lasts past the 10 bytes (~400 ms), then times out.
-  ASSERT_TRUE(out.chatty.error.has_value());
-  EXPECT_EQ(out.chatty.error->code(), ErrorCode::kTimeout);
-  EXPECT_EQ(out.chatty.a_to_b, 10u);
-  EXPECT_GE(out.chatty_elapsed, std::chrono::milliseconds(400));
-  EXPECT_EQ(rt().live_tasks(), 0u);
+    // Traffic keeps re-arming it: the copy lasts past the 10 bytes (~400 ms), then times out.
+    ASSERT_TRUE(out.chatty.error.has_value());
+    EXPECT_EQ(out.chatty.error->code(), ErrorCode::kTimeout);
+    EXPECT_EQ(out.chatty.a_to_b, 10u);
+    EXPECT_GE(out.chatty_elapsed, std::chrono::milliseconds(400));
+    EXPECT_EQ(rt().live_tasks(), 0u);
+  }
 }
 
 }  // namespace

@@ -188,6 +188,9 @@ struct ServerConfig {
   // thrift: calls of one client connection in flight at once (read, not yet answered); at the
   // limit the connection is not read until one is answered.
   size_t max_calls_in_flight = 100;
+  // tcp without tls: bytes move socket to socket with splice(2) through a pipe, not copied
+  // through user space (transport/splice.h).
+  bool tcp_splice = true;
   // At least one; a tcp server has exactly one. A thrift server's routes are tried in order
   // by method name.
   std::vector<RouteConfig> routes;

@@ -474,6 +474,35 @@ upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:15432" } }]
   expect_line(message, "servers.db.routes[0].path", "a tcp route has no path");
 }
 
+TEST(ConfigTest, TcpSpliceDefaultsOnAndBelongsToTcpServers) {
+  const std::string tcp = R"(
+[servers.db]
+proxy_type = "tcp"
+listener = { type = "socket", value = "127.0.0.1:15432" }
+[[servers.db.routes]]
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:5432" } }]
+)";
+  Result<Config> defaults = parse(tcp);
+  ASSERT_TRUE(defaults) << defaults.error().message();
+  EXPECT_TRUE(defaults->servers[0].tcp_splice);
+  std::string with_off = tcp;
+  with_off.insert(with_off.find("[[servers.db.routes]]"), "tcp_splice = false\n");
+  Result<Config> copied = parse(with_off);
+  ASSERT_TRUE(copied) << copied.error().message();
+  EXPECT_FALSE(copied->servers[0].tcp_splice);
+
+  std::string message = error_of(std::string(kMinimal) + R"(
+[servers.other]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:8081" }
+tcp_splice = true
+[[servers.other.routes]]
+path = "/"
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9093" } }]
+)");
+  expect_line(message, "servers.other.tcp_splice", "only tcp servers have tcp_splice");
+}
+
 TEST(ConfigTest, ThriftRoutesByMethod) {
   Result<Config> config = parse(R"(
 [servers.rpc]

@@ -48,7 +48,8 @@ const std::vector<std::string_view> kBuiltinServerKeys = {"name",
                                                           "max_calls_in_flight",
                                                           "upstream_max_idle_connections",
                                                           "filters",
-                                                          "connection_filters"};
+                                                          "connection_filters",
+                                                          "tcp_splice"};
 
 }  // namespace
 
@@ -156,6 +157,11 @@ void Parser::parse_server(const toml::table& table, const std::string& path, Ser
   if (const toml::array* filters = r.array("connection_filters")) {
     parse_filters(*filters, r.path_of("connection_filters"), out.connection_filters,
                   /*connection=*/true);
+  }
+
+  if (auto splice = r.boolean("tcp_splice")) out.tcp_splice = *splice;
+  if (r.has("tcp_splice") && out.proxy_type != ProxyType::kTcp) {
+    errors_.add(r.path_of("tcp_splice"), "only tcp servers have tcp_splice");
   }
 
   if (r.has("max_calls_in_flight") && out.proxy_type != ProxyType::kThrift) {

@@ -34,7 +34,8 @@ Task<Result<Outcome>> TcpForward::call(Connection connection) {
     outcome.to_upstream += early;
   }
 
-  transport::CopyOptions copy_options{.idle_timeout = options_.idle_timeout};
+  transport::CopyOptions copy_options{.idle_timeout = options_.idle_timeout,
+                                      .zero_copy = options_.zero_copy};
   // Two statements, not `tls ? co_await a : co_await b`: GCC 12 initialises the variable with a
   // bitwise copy of the chosen branch's temporary and then destroys that temporary too, so the
   // CopyResult's error message (a std::string) was freed twice, or, when short enough for the
@@ -158,6 +159,7 @@ Result<L4Stack> l4_server_stack(const config::ServerConfig& server,
   forward.balancer = route.load_balancer;
   forward.options.connect_timeout = server.timeout.upstream_connect;
   if (server.timeout.tcp_idle.count() > 0) forward.options.idle_timeout = server.timeout.tcp_idle;
+  forward.options.zero_copy = server.tcp_splice;
   return connection_stack(server.name, std::move(tls_context), "forward",
                           std::make_shared<TcpForwardFactory>(std::move(forward)));
 }

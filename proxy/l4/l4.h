@@ -42,6 +42,8 @@ class TcpForward final : public L4Service {
   struct Options {
     std::chrono::nanoseconds connect_timeout = std::chrono::seconds(5);
     std::optional<std::chrono::nanoseconds> idle_timeout;  // absent: none
+    // Plain TCP on both sides: splice(2) instead of copying (TLS connections always copy).
+    bool zero_copy = true;
   };
   TcpForward(std::shared_ptr<UpstreamSet> upstreams, Options options)
       : upstreams_(std::move(upstreams)), options_(options) {}
