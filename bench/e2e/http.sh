@@ -5,6 +5,7 @@
 #
 #   bench/e2e/http.sh                  # throughput, layouts C and A (builds monolake first)
 #   bench/e2e/http.sh memory [N]       # RSS per idle keep-alive connection (N: 10000)
+#   bench/e2e/http.sh tail             # open-loop tail latency at a fixed rate, layouts C and A
 #   MONOLAKE=/path/to/monolake bench/e2e/http.sh   # use this binary, build nothing
 #
 # Throughput (wrk 4.1, -t1, CONNS keep-alive connections, GET of the 1 KiB body):
@@ -35,6 +36,22 @@
 # N is limited by `ulimit -n` (client and proxy each need N fds; the script raises the soft
 # limit to the hard one). About 30 s for N = 10,000.
 #
+# Tail: latency at a fixed request rate, measured open-loop by bench/open_loop.cc (built here
+# with `bazel build --config=opt //bench:open_loop` unless OPEN_LOOP=/path is given): request i
+# is due at t0 + i / RATE and timed from that due time to the end of its response, so a proxy
+# that stalls is charged for every request due during the stall (wrk, being closed-loop, would
+# not send them: "coordinated omission"). Per layout (pinned as above, open_loop where wrk
+# goes): a 1 s wrk warm-up per target, then nginx's closed-loop maximum, `wrk -t1 -c50 -d3s`
+# through the nginx proxy; RATE is half of that unless given. Then ROUNDS rounds of open_loop
+# per target (--rate RATE --connections CONNS --duration DURATION, its own 1 s warm-up first,
+# 2 s per-request timeout), the order rotating. The table per layout: medians of p50, p99,
+# p99.9 and max per target, p99 and p99.9 as ratios to nginx's (median of the per-round ratios,
+# min-max), and errors and dropped requests summed over the rounds (dropped: due but never
+# sent because all CONNS connections stayed busy for over a second; their latency is unknown
+# and not in the percentiles). With HISTOGRAMS=DIR, the last round of each target also writes
+# DIR/LAYOUT-TARGET.hist (`latency_us count`); bench/plot_histogram.py draws them. Takes about
+# 2 minutes per layout with the defaults.
+#
 # Environment (defaults in brackets):
 #   ROUNDS [5]        rounds per target and layout
 #   DURATION [5]      seconds of wrk per round
@@ -43,6 +60,9 @@
 #   CPU_ONE [1]       C: the only CPU; A: the proxy's CPU
 #   CPU_OTHER [0]     A: wrk and the upstream's CPU
 #   MONOLAKE_RUNTIME  passed to monolake as usual (io_uring, epoll)
+#   RATE              tail: requests/s for open_loop [half nginx's closed-loop maximum]
+#   HISTOGRAMS        tail: directory for the last round's latency histograms [none]
+#   OPEN_LOOP         tail: the open_loop binary to use, build nothing [bazel build]
 #
 # Configurations (written to a temp dir; see the heredocs below):
 #   upstream: nginx, worker_processes 1, `return 200 "<1024 bytes>"`, access_log off
@@ -62,7 +82,8 @@ mode=${1:-throughput}
 case $mode in
   throughput) ;;
   memory) mem_conns=${2:-10000} ;;
-  *) echo "usage: bench/e2e/http.sh [memory [N]]" >&2; exit 2 ;;
+  tail) ;;
+  *) echo "usage: bench/e2e/http.sh [memory [N] | tail]" >&2; exit 2 ;;
 esac
 rounds=${ROUNDS:-5}
 duration=${DURATION:-5}
@@ -81,6 +102,17 @@ source "$(dirname "$0")/lib.sh"
 bench_init monolake-http-bench
 
 read -r up_port ml_port ng_port ha_port < <(free_ports 4)
+
+if [[ $mode == tail ]]; then
+  if [[ -n ${OPEN_LOOP:-} ]]; then
+    open_loop=$OPEN_LOOP
+  else
+    bazel build --config=opt //bench:open_loop >&2
+    cp "$(bazel info --config=opt bazel-bin 2>/dev/null)/bench/open_loop" "$tmp/open_loop"
+    open_loop=$tmp/open_loop
+  fi
+  [[ -x $open_loop ]] || { echo "http.sh: $open_loop is not executable" >&2; exit 1; }
+fi
 
 
 user_line=""
@@ -206,6 +238,18 @@ PY
     [[ -s $f ]] && { echo "--- $f" >&2; tail -n 10 "$f" >&2; }
   done
   return 1
+}
+
+check_alive() {  # check_alive NAME PIDS...: exit with the end of NAME's log if any PID died
+  local name=$1 p
+  shift
+  for p in "$@"; do
+    if ! kill -0 "$p" 2>/dev/null || [[ $(proc_state "$p") == Z ]]; then
+      echo "http.sh: $name (pid $p) died during a run; the end of its output:" >&2
+      tail -n 5 "$tmp/$name.log" "$tmp/proxy/error.log" 2>/dev/null >&2 || true
+      exit 1
+    fi
+  done
 }
 
 # === memory mode ================================================================================
@@ -335,6 +379,125 @@ timeout = { server_keepalive_timeout_sec = 600 }"
   exit 0
 fi
 
+# === tail mode ==================================================================================
+if [[ $mode == tail ]]; then
+  start_upstream "$cpu_one"
+  start_monolake "$cpu_one"
+  start_nginx_proxy "$cpu_one"
+  start_haproxy "$cpu_one"
+  for port in "$up_port" "$ml_port" "$ng_port" "$ha_port"; do check_body "$port"; done
+  [[ -n ${HISTOGRAMS:-} ]] && mkdir -p "$HISTOGRAMS"
+  : > "$tmp/tail.tsv"
+  : > "$tmp/rates.tsv"
+
+  # run_open_loop LAYOUT ROUND NAME PORT LOAD_CPU RATE [PIDS...]: one open_loop run; its JSON
+  # line goes to tail.tsv after the layout, round and target.
+  run_open_loop() {
+    local layout=$1 round=$2 name=$3 port=$4 load_cpu=$5 rate=$6 out rc=0
+    shift 6
+    local hist=()
+    [[ -n ${HISTOGRAMS:-} && $round == "$rounds" ]] && hist=(--histogram "$HISTOGRAMS/$layout-$name.hist")
+    out=$(timeout $((duration + 40)) taskset -c "$load_cpu" "$open_loop" --port "$port" \
+          --rate "$rate" --duration "$duration" --connections "$conns" "${hist[@]}" 2>"$tmp/open_loop.err") || rc=$?
+    check_alive "$name" "$@"
+    if (( rc != 0 )) || [[ $out != "{"* ]]; then
+      echo "http.sh: open_loop against $name (port $port) failed (status $rc):" >&2
+      cat "$tmp/open_loop.err" >&2
+      exit 1
+    fi
+    printf '%s\t%s\t%s\t%s\n' "$layout" "$round" "$name" "$out" >> "$tmp/tail.tsv"
+    $py -c 'import json, sys; print("  {} r{} {:8s} {achieved_rate:8.0f} req/s  p50 {p50_us} us  p99 {p99_us} us  p99.9 {p999_us} us  max {max_us} us  errors {errors}  dropped {dropped}".format(*sys.argv[2:], **json.loads(sys.argv[1])))' \
+      "$out" "$layout" "$round" "$name" >&2
+  }
+
+  targets=(monolake nginx haproxy direct)
+  echo "monolake $monolake (pid $ml_group), nginx proxy (pids $ng_group), haproxy (pid $ha_group), upstream nginx (pids $up_group), open_loop $open_loop" >&2
+  for layout in $layouts; do
+    case $layout in
+      C) load_cpu=$cpu_one ;;
+      A) load_cpu=$cpu_other ;;
+      *) echo "http.sh: unknown layout $layout (C or A)" >&2; exit 1 ;;
+    esac
+    for p in $up_group; do taskset -a -p -c "$load_cpu" "$p" >/dev/null; done
+    for port in "$ml_port" "$ng_port" "$ha_port" "$up_port"; do
+      timeout 30 taskset -c "$load_cpu" wrk -t1 -c"$conns" -d1s "http://127.0.0.1:$port/" >/dev/null
+    done
+    max_rate=$(timeout 40 taskset -c "$load_cpu" wrk -t1 -c50 -d3s "http://127.0.0.1:$ng_port/" |
+               awk '/^Requests\/sec:/ { printf "%.0f\n", $2 }')
+    [[ -n $max_rate ]] || { echo "http.sh: wrk through nginx gave no Requests/sec" >&2; exit 1; }
+    rate=${RATE:-$((max_rate / 2))}
+    printf '%s\t%s\t%s\n' "$layout" "$max_rate" "$rate" >> "$tmp/rates.tsv"
+    echo "== layout $layout: proxies on CPU $cpu_one, open_loop and upstream on CPU $load_cpu; nginx closed-loop maximum $max_rate req/s; open-loop at $rate req/s, $rounds rounds of ${duration} s" >&2
+    for r in $(seq "$rounds"); do
+      for i in 0 1 2 3; do
+        name=${targets[$(( (i + r - 1) % 4 ))]}
+        case $name in
+          monolake) run_open_loop "$layout" "$r" monolake "$ml_port" "$load_cpu" "$rate" $ml_group ;;
+          nginx) run_open_loop "$layout" "$r" nginx "$ng_port" "$load_cpu" "$rate" $ng_group ;;
+          haproxy) run_open_loop "$layout" "$r" haproxy "$ha_port" "$load_cpu" "$rate" $ha_group ;;
+          direct) run_open_loop "$layout" "$r" direct "$up_port" "$load_cpu" "$rate" ;;
+        esac
+      done
+    done
+  done
+
+  $py - "$tmp/tail.tsv" "$tmp/rates.tsv" "$rounds" "$duration" "$conns" "$cpu_one" "$cpu_other" <<'PY'
+import json, statistics, sys
+path, rates_path, rounds, duration, conns, cpu_one, cpu_other = sys.argv[1:]
+runs = []
+for line in open(path):
+    layout, rnd, name, js = line.rstrip("\n").split("\t", 3)
+    runs.append(dict(layout=layout, round=int(rnd), name=name, **json.loads(js)))
+rates = {l: (int(m), r) for l, m, r in (line.split() for line in open(rates_path))}
+names = [("monolake", "monolake"), ("nginx", "nginx 1.22"), ("haproxy", "HAProxy 2.6"),
+         ("direct", "direct to upstream (no proxy)")]
+where = {"C": f"open_loop, proxy and upstream all on CPU {cpu_one}",
+         "A": f"proxy alone on CPU {cpu_one}, open_loop and upstream on CPU {cpu_other}"}
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+def us(v):
+    return "" if v is None else f"{v:,.0f}"
+
+def ratio(layout, name, key):  # median of the per-round ratios to nginx, and their spread
+    ref = {r["round"]: r[key] for r in runs if r["layout"] == layout and r["name"] == "nginx"}
+    rs = [r[key] / ref[r["round"]] for r in runs if r["layout"] == layout and r["name"] == name
+          and r[key] is not None and ref.get(r["round"])]
+    if not rs:
+        return ""
+    return f"{statistics.median(rs):.2f} ({min(rs):.2f}–{max(rs):.2f})"
+
+for layout, (max_rate, rate) in rates.items():
+    print(f"\n### Layout {layout}: {where[layout]}")
+    print(f"\nOpen-loop at {rate} req/s (nginx's closed-loop maximum, wrk -t1 -c50 -d3s: {max_rate} req/s), "
+          f"{conns} keep-alive connections, GET / of a 1 KiB body; latency from each request's due time to "
+          f"the end of its response (no coordinated omission). Medians of {rounds} rounds of {duration} s "
+          f"(after 1 s of warm-up each); ratios: median of the per-round ratios to nginx (min–max).\n")
+    print("| target | achieved req/s | p50 µs | p99 µs | p99.9 µs | max µs | p99 / nginx | p99.9 / nginx | errors | dropped |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, label in names:
+        rs = [r for r in runs if r["layout"] == layout and r["name"] == name]
+        if not rs:
+            continue
+        m = {k: med(r[k] for r in rs) for k in ("achieved_rate", "p50_us", "p99_us", "p999_us", "max_us")}
+        print(f"| {label} | {us(m['achieved_rate'])} | {us(m['p50_us'])} | {us(m['p99_us'])} | "
+              f"{us(m['p999_us'])} | {us(m['max_us'])} | {ratio(layout, name, 'p99_us')} | "
+              f"{ratio(layout, name, 'p999_us')} | {sum(r['errors'] for r in rs)} | {sum(r['dropped'] for r in rs)} |")
+    if any(r["dropped"] for r in runs if r["layout"] == layout):
+        print("\nDropped requests were due but never sent (every connection busy for over a second, or still "
+              "queued at the end): their latency is unknown and not in the percentiles.")
+print("\nEvery round, in run order (p99.9 µs):")
+for layout in rates:
+    for name, _ in names:
+        rs = [r for r in runs if r["layout"] == layout and r["name"] == name]
+        if rs:
+            print(f"  {layout} {name:8s} " + ", ".join(us(r["p999_us"]) for r in rs))
+PY
+  exit 0
+fi
+
 # === throughput mode ============================================================================
 start_upstream "$cpu_one"
 start_monolake "$cpu_one"
@@ -373,7 +536,7 @@ times_ns() {  # the children's user + system time from bash's `times` output (it
 run_load() {
   local layout=$1 round=$2 name=$3 port=$4 load_cpu=$5
   shift 5
-  local ns0=0 ns1=0 t0=0 t1=0 u0 u1 out rc p
+  local ns0=0 ns1=0 t0=0 t1=0 u0 u1 out rc
   if (( $# )); then ns0=$(sched_ns "$@"); t0=$(stat_ticks "$@"); fi
   u0=$(sched_ns $up_group)
   out=$(timeout $((duration + 30)) taskset -c "$load_cpu" wrk -t1 -c"$conns" -d"${duration}s" \
@@ -384,13 +547,7 @@ run_load() {
   wrk_ns=$(times_ns "$(sed -n '/^RC /,$p' <<<"$out" | tail -n +2)")
   out=$(sed '/^RC /,$d' <<<"$out")
   sleep 0.3  # let the proxy finish closing the connections
-  for p in "$@"; do
-    if ! kill -0 "$p" 2>/dev/null || [[ $(proc_state "$p") == Z ]]; then
-      echo "http.sh: $name (pid $p) died during a run; the end of its output:" >&2
-      tail -n 5 "$tmp/$name.log" "$tmp/proxy/error.log" 2>/dev/null >&2 || true
-      exit 1
-    fi
-  done
+  check_alive "$name" "$@"
   if (( $# )); then ns1=$(sched_ns "$@"); t1=$(stat_ticks "$@"); fi
   if [[ $rc != 0 ]] || ! grep -q '^RESULT' <<<"$out"; then
     echo "http.sh: wrk against $name (port $port) failed (status $rc):" >&2
