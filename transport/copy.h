@@ -10,10 +10,12 @@
 //   co_await s.shutdown_write()      -> Result<void>
 // so a TLS stream (tls::TlsStream) can be copied to a plain one.
 //
-// Memory: each direction holds at most one read buffer, and none while its side is idle
-// (read_some parks without a buffer), so an idle L4 connection costs no buffer memory. With
-// CopyOptions::zero_copy between two plain Streams, a direction holds a pipe instead, only
-// while it moves a chunk (splice.h).
+// Memory: each direction holds at most one read buffer. After a small read it frees it, so a
+// connection that goes idle after requests and replies costs no buffer memory (read_some parks
+// without one); after a bulk read (kBulkRead) it keeps it for the next read, also if that read
+// then waits. With CopyOptions::zero_copy between two plain Streams a bulk direction switches
+// to splice(2) and frees its buffer: it holds a pipe instead, only while it moves a chunk
+// (splice.h).
 #pragma once
 
 #include <chrono>
@@ -43,8 +45,9 @@ struct CopyResult {
 struct CopyOptions {
   // Ends the copy (error kTimeout) when no byte has moved either way for this long.
   std::optional<std::chrono::nanoseconds> idle_timeout;
-  // Between two plain Streams: move the bytes with splice(2) through a pipe instead of
-  // copying them through user space (splice.h). Ignored for any other pair (TLS streams).
+  // Between two plain Streams: a direction that carries bulk data (a read of kBulkRead or
+  // more) moves the rest with splice(2) through a pipe instead of copying it through user
+  // space (splice.h). Ignored for any other pair (TLS streams).
   // Only where splice_is_safe() (SIGPIPE ignored or blocked; monolake ignores it).
   bool zero_copy = false;
 };
@@ -63,17 +66,16 @@ struct Pump {
 template <class From, class To>
 constexpr bool kSpliceable = std::is_same_v<From, Stream>&& std::is_same_v<To, Stream>;
 
+// A read at least this large says the direction carries bulk data: more is likely waiting,
+// so the buffer is kept for the next read, and with zero_copy the direction switches to
+// splice(2). Smaller reads (requests, replies, interactive traffic) free the buffer at once, so
+// an idle connection keeps none, and a short connection never pays for a pipe.
+inline constexpr size_t kBulkRead = 32 * 1024;
+
 // Copies one direction until end of stream (then half-closes the writer) or an error. On
 // error it cancels the opposite direction through `opposite` (if given).
 template <class From, class To>
 runtime::Task<Result<void>> pump(Pump<From, To>* p, runtime::CancelState* opposite) {
-  if constexpr (kSpliceable<From, To>) {
-    if (p->zero_copy) {
-      Result<void> spliced = co_await splice_one_way(*p->from, *p->to, *p->idle, p->bytes);
-      if (!spliced && opposite) opposite->cancel();
-      co_return spliced;
-    }
-  }
   IoBuffer buffer;
   while (true) {
     Result<size_t> n = co_await p->from->read_some(buffer);
@@ -93,8 +95,22 @@ runtime::Task<Result<void>> pump(Pump<From, To>* p, runtime::CancelState* opposi
     }
     p->bytes += *written;
     p->idle->touch();
-    // An idle connection keeps no buffer.
-    buffer.release();
+    if (*n < kBulkRead) {
+      buffer.release();
+      continue;
+    }
+    // Freeing and allocating 64 KiB per read costs more than the copy: glibc trims a thread
+    // arena's heap (madvise) when such a block is freed at its top, and the next allocation
+    // faults the pages in again (strace: 4 madvise calls per MiB moved; bench/README.md).
+    buffer.clear();
+    if constexpr (kSpliceable<From, To>) {
+      if (p->zero_copy && prepare_for_splice(*p->from) && prepare_for_splice(*p->to)) {
+        buffer.release();
+        Result<void> spliced = co_await splice_one_way(*p->from, *p->to, *p->idle, p->bytes);
+        if (!spliced && opposite) opposite->cancel();
+        co_return spliced;
+      }
+    }
   }
 }
 

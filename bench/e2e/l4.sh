@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # End-to-end L4 (TCP) comparison: the same workloads through monolake and through HAProxy
-# (`mode tcp`, nbthread 1) on loopback, in one run, with alternating rounds; medians reported.
+# (`mode tcp`, nbthread 1) on loopback, in one run, with rotating rounds; medians reported.
+# Four targets: monolake as configured by default (tcp_splice = true: splice(2) through a
+# pipe), monolake with tcp_splice = false (copying through user space), HAProxy with its
+# defaults (no splice) and HAProxy with `option splice-auto`.
 #
 #   bench/e2e/l4.sh                              # builds //proxy:monolake --config=opt first
 #   MONOLAKE=/path/to/monolake bench/e2e/l4.sh   # use this binary, build nothing
 #
 # Environment (defaults in brackets):
-#   ROUNDS [5]          rounds per proxy and workload; the order of the two swaps every round
+#   ROUNDS [5]          rounds per target and workload; the order rotates every round
 #   DURATION [5]        seconds of load per round
 #   SHORT_CONNS [64]    connections in flight for the short-connection workload
 #   BULK_CONNS [4]      keep-alive connections for the bulk workload
@@ -71,7 +74,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 ulimit -n "$(ulimit -Hn)"
 
-read -r up_port ml_port ha_port _ < <(free_ports 4)
+read -r up_port ml_port mlc_port ha_port has_port _ < <(free_ports 6)
 
 
 # --- upstream: nginx --------------------------------------------------------------------------
@@ -111,7 +114,9 @@ nginx_pid=$!; pids+=("$nginx_pid")
 wait_port "$up_port" "$nginx_pid"
 
 # --- monolake -----------------------------------------------------------------------------------
-cat > "$tmp/monolake.toml" <<EOF
+# start_monolake NAME PORT SPLICE: one monolake process; sets started_pid.
+start_monolake() {
+  cat > "$tmp/$1.toml" <<EOF
 [log]
 access_log = "off"
 [runtime]
@@ -119,39 +124,54 @@ worker_threads = 1
 cpu_affinity = false
 [servers.bench]
 proxy_type = "tcp"
-listener = { type = "socket", value = "127.0.0.1:$ml_port" }
+listener = { type = "socket", value = "127.0.0.1:$2" }
+tcp_splice = $3
 [[servers.bench.routes]]
 upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:$up_port" } }]
 EOF
-taskset -c "$proxy_cpu" "$monolake" -c "$tmp/monolake.toml" --log-level warn >"$tmp/monolake.log" 2>&1 &
-ml_pid=$!; pids+=("$ml_pid")
+  taskset -c "$proxy_cpu" "$monolake" -c "$tmp/$1.toml" --log-level warn >"$tmp/$1.log" 2>&1 &
+  started_pid=$!; pids+=("$started_pid")
+}
+start_monolake monolake "$ml_port" true; ml_pid=$started_pid
+start_monolake monolake-copy "$mlc_port" false; mlc_pid=$started_pid
 
 # --- HAProxy ------------------------------------------------------------------------------------
-# Defaults otherwise: no splice, no logging. maxconn near monolake's max_connections default
-# (10000), leaving HAProxy room under a 20000 fd limit (it needs two fds per connection).
-cat > "$tmp/haproxy.cfg" <<EOF
+# Defaults otherwise: no logging; splice only in the second one. maxconn as high as a 20000 fd
+# limit allows HAProxy with splice (it needs two fds per connection plus its pipes, maxconn/4
+# pipes by default; 9000 asks for 22514); both get the same, far above the load's 64.
+# start_haproxy NAME PORT EXTRA_DEFAULTS_LINE: sets started_pid.
+start_haproxy() {
+  cat > "$tmp/$1.cfg" <<EOF
 global
   nbthread 1
-  maxconn 9000
+  maxconn 7000
 defaults
   mode tcp
   timeout connect 5s
   timeout client 600s
   timeout server 600s
+  $3
 frontend bench
-  bind 127.0.0.1:$ha_port
+  bind 127.0.0.1:$2
   default_backend upstream
 backend upstream
   server nginx 127.0.0.1:$up_port
 EOF
-taskset -c "$proxy_cpu" haproxy -db -f "$tmp/haproxy.cfg" >"$tmp/haproxy.log" 2>&1 &
-ha_pid=$!; pids+=("$ha_pid")
+  taskset -c "$proxy_cpu" haproxy -db -f "$tmp/$1.cfg" >"$tmp/$1.log" 2>&1 &
+  started_pid=$!; pids+=("$started_pid")
+}
+start_haproxy haproxy "$ha_port" ""; ha_pid=$started_pid
+start_haproxy haproxy-splice "$has_port" "option splice-auto"; has_pid=$started_pid
 
-wait_port "$ml_port" "$ml_pid"
-wait_port "$ha_port" "$ha_pid"
+names=(monolake monolake-copy haproxy haproxy-splice)
+declare -A port_of=([monolake]=$ml_port [monolake-copy]=$mlc_port [haproxy]=$ha_port
+                    [haproxy-splice]=$has_port)
+declare -A pid_of=([monolake]=$ml_pid [monolake-copy]=$mlc_pid [haproxy]=$ha_pid
+                   [haproxy-splice]=$has_pid)
+for name in "${names[@]}"; do wait_port "${port_of[$name]}" "${pid_of[$name]}"; done
 
-# Both proxies must return the files intact before anything is measured.
-for port in "$up_port" "$ml_port" "$ha_port"; do
+# Every proxy must return the files intact before anything is measured.
+for port in "$up_port" "${port_of[@]}"; do
   for f in small 1m; do
     if ! $py - "$port" "$f" "$tmp/www/$f" <<'PY'
 import sys, urllib.request
@@ -213,40 +233,43 @@ run_load() {
   awk -v n="$name" -v w="$workload" -v r="$reqs" -v b="$bytes" -v u="$usec" -v t=$((after - before)) \
       -v hz="$hz" -v e="$errs" 'BEGIN {
     s = u / 1e6; cpu = t / hz
-    if (w == "short") printf "  %-8s %-5s %9.0f conn/s  proxy CPU %5.1f%%  %6.2f us/conn  errors %d\n", n, w, r / s, 100 * cpu / s, (r ? cpu * 1e6 / r : 0), e
-    else printf "  %-8s %-5s %9.1f MiB/s  proxy CPU %5.1f%%  %6.3f ms/MiB  errors %d\n", n, w, b / 1048576 / s, 100 * cpu / s, (b ? cpu * 1e3 / (b / 1048576) : 0), e
+    if (w == "short") printf "  %-14s %-5s %9.0f conn/s  proxy CPU %5.1f%%  %6.2f us/conn  errors %d\n", n, w, r / s, 100 * cpu / s, (r ? cpu * 1e6 / r : 0), e
+    else printf "  %-14s %-5s %9.1f MiB/s  proxy CPU %5.1f%%  %6.3f ms/MiB  errors %d\n", n, w, b / 1048576 / s, 100 * cpu / s, (b ? cpu * 1e3 / (b / 1048576) : 0), e
   }' >&2
 }
 
-echo "monolake $monolake (pid $ml_pid), haproxy (pid $ha_pid), nginx (pid $nginx_pid); proxies on CPU $proxy_cpu, load ($loadgen) and nginx on CPU $load_cpu" >&2
+echo "monolake $monolake (pids $ml_pid, copy $mlc_pid), haproxy (pids $ha_pid, splice $has_pid), nginx (pid $nginx_pid); proxies on CPU $proxy_cpu, load ($loadgen) and nginx on CPU $load_cpu" >&2
 : > "$tmp/results.tsv"
 for workload in short bulk; do
   echo "== $workload: warm-up (1 s each, not counted), direct-to-nginx baseline, then $rounds rounds" >&2
-  for p in "$ml_port" "$ha_port"; do
+  for p in "${port_of[@]}"; do
     timeout 30 taskset -c "$load_cpu" $py "$here/bulk_client.py" "$p" /small 4 1 >/dev/null
   done
   run_load direct "$workload" "$up_port" -
   for r in $(seq "$rounds"); do
-    if (( r % 2 )); then order=(monolake haproxy); else order=(haproxy monolake); fi
+    shift_by=$(( (r - 1) % ${#names[@]} ))
+    order=("${names[@]:shift_by}" "${names[@]:0:shift_by}")
     for name in "${order[@]}"; do
-      if [[ $name == monolake ]]; then run_load monolake "$workload" "$ml_port" "$ml_pid"
-      else run_load haproxy "$workload" "$ha_port" "$ha_pid"; fi
+      run_load "$name" "$workload" "${port_of[$name]}" "${pid_of[$name]}"
     done
   done
 done
 
-for pid in "$ml_pid" "$ha_pid"; do
+for pid in "${pid_of[@]}"; do
   kill -0 "$pid" 2>/dev/null || { echo "l4.sh: proxy $pid died during the run" >&2; exit 1; }
 done
 
-warnings=$(grep -c WARN "$tmp/monolake.log" || true)
-(( warnings == 0 )) || echo "l4.sh: monolake logged $warnings warnings, e.g.: $(grep -m1 WARN "$tmp/monolake.log")" >&2
+for name in monolake monolake-copy; do
+  warnings=$(grep -c WARN "$tmp/$name.log" || true)
+  (( warnings == 0 )) || echo "l4.sh: $name logged $warnings warnings, e.g.: $(grep -m1 WARN "$tmp/$name.log")" >&2
+done
 
 $py - "$tmp/results.tsv" "$hz" "$rounds" "$duration" "$short_conns" "$bulk_conns" "$loadgen" <<'PY'
 import statistics, sys
 path, hz, rounds, duration, short_conns, bulk_conns, loadgen = sys.argv[1:]
 hz = float(hz)
 rows = [l.rstrip("\n").split("\t") for l in open(path)]
+targets = ["monolake", "monolake-copy", "haproxy", "haproxy-splice"]
 def runs(name, workload):
     out = []
     for n, w, reqs, nbytes, usec, ticks, errs in rows:
@@ -258,34 +281,40 @@ def runs(name, workload):
                             us_conn=cpu * 1e6 / int(reqs) if int(reqs) else float("nan"),
                             ms_mib=cpu * 1e3 / mib if mib else float("nan"), errs=int(errs)))
     return out
-def med(rs, key):
-    return statistics.median(r[key] for r in rs)
 def fmt(v, digits):
     return f"{v:,.{digits}f}"
-print(f"\nMedians of {rounds} rounds of {duration} s per proxy, load from {loadgen} (short: "
+def median_of(name, workload, key):
+    return statistics.median(r[key] for r in runs(name, workload))
+def ratio(name, base, workload, key):
+    # Median and spread of the per-round ratios (each round runs every target once).
+    per_round = [a[key] / b[key] for a, b in zip(runs(name, workload), runs(base, workload))]
+    return f"{statistics.median(per_round):.2f} ({min(per_round):.2f}–{max(per_round):.2f})"
+print(f"\nMedians of {rounds} rounds of {duration} s per target, load from {loadgen} (short: "
       f"{short_conns} connections in flight, one request each with Connection: close, 128-byte body; "
       f"bulk: {bulk_conns} keep-alive connections, 1 MiB body).")
-print("Direct-to-nginx: one run, no proxy, for scale.\n")
-print("| workload | metric | direct to nginx | monolake | HAProxy 2.6 | monolake / HAProxy |")
-print("|---|---|---|---|---|---|")
+print("Direct-to-nginx: one run, no proxy, for scale. Ratios: median (min–max) of the per-round ratios.\n")
+print("| workload | metric | direct to nginx | monolake (splice) | monolake (copy) | HAProxy 2.6 | "
+      "HAProxy splice-auto | monolake / HAProxy | monolake / HAProxy splice-auto |")
+print("|---|---|---|---|---|---|---|---|---|")
 table = [("short", "connections/s", "conn_s", 0, True),
          ("short", "proxy CPU per connection (µs)", "us_conn", 2, False),
          ("short", "proxy CPU busy (%)", "busy", 1, False),
          ("bulk", "MiB/s", "mib_s", 1, True),
          ("bulk", "proxy CPU per MiB (ms)", "ms_mib", 3, False),
          ("bulk", "proxy CPU busy (%)", "busy", 1, False)]
-errors = 0
 for workload, label, key, digits, has_direct in table:
-    m, h, d = runs("monolake", workload), runs("haproxy", workload), runs("direct", workload)
-    mv, hv = med(m, key), med(h, key)
-    direct = fmt(med(d, key), digits) if has_direct else ""
-    print(f"| {workload} | {label} | {direct} | {fmt(mv, digits)} | {fmt(hv, digits)} | {mv / hv:.2f} |")
+    cells = [fmt(median_of(t, workload, key), digits) for t in targets]
+    direct = fmt(median_of("direct", workload, key), digits) if has_direct else ""
+    print(f"| {workload} | {label} | {direct} | " + " | ".join(cells) +
+          f" | {ratio('monolake', 'haproxy', workload, key)}"
+          f" | {ratio('monolake', 'haproxy-splice', workload, key)} |")
 print("\nEvery round, in run order:")
 for workload, label, key, digits, _ in table:
-    for name in ("monolake", "haproxy"):
+    for name in targets:
         values = ", ".join(fmt(r[key], digits) for r in runs(name, workload))
         print(f"  {workload} {label}, {name}: {values}")
-for name in ("direct", "monolake", "haproxy"):
+errors = 0
+for name in ["direct"] + targets:
     for workload in ("short", "bulk"):
         e = sum(r["errs"] for r in runs(name, workload))
         if e:
