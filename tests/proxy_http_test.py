@@ -15,6 +15,7 @@ is stopped with SIGTERM afterwards and must exit 0 without sanitizer reports.
 Usage: proxy_http_test.py MONOLAKE
 """
 
+import concurrent.futures
 import hashlib
 import http.client
 import os
@@ -1137,6 +1138,14 @@ def test_upstream_closing_idle_connections():
         assert (r.status, r.read()) == (200, b"got %d" % (i if i % 2 else 0)), (i, r.status)
         time.sleep(0.05)
     c.close()
+    # Several dead connections in the pool at once: a GET takes one unprobed, fails, and its
+    # one retry must probe (skipping the other dead ones), not take the next dead one.
+    for _ in range(3):
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(lambda _: status(port, "/g")[0], range(8)))
+        assert got == [200] * 8, got
+        time.sleep(0.1)
+        assert status(port, "/g")[0] == 200
 
 
 def test_upstream_timeout_504_and_refused_502():

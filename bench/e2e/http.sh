@@ -508,9 +508,9 @@ for port in "$up_port" "$ml_port" "$ng_port" "$ha_port"; do check_body "$port"; 
 cat > "$tmp/report.lua" <<'EOF'
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("RESULT %d %d %d %d %d %d %d %d %d %d\n", summary.requests, summary.bytes,
+  io.write(string.format("RESULT %d %d %d %d %d %d %d %d %d %d %d\n", summary.requests, summary.bytes,
     summary.duration, e.connect, e.read, e.write, e.timeout, e.status,
-    latency:percentile(50), latency:percentile(99)))
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
 end
 EOF
 
@@ -525,6 +525,11 @@ stat_ticks() {  # utime + stime of the given processes (exited threads included)
     awk '{ s += $1 } END { printf "%.0f\n", s }'
 }
 hz=$(getconf CLK_TCK)
+user_sys_ticks() {  # "UTIME STIME" of the given processes, clock ticks
+  local p
+  for p in "$@"; do awk '{ sub(/^.*\) /, ""); print $12, $13 }' "/proc/$p/stat"; done |
+    awk '{ u += $1; s += $2 } END { printf "%.0f %.0f\n", u, s }'
+}
 
 times_ns() {  # the children's user + system time from bash's `times` output (its 2nd line)
   sed -n 2p <<<"$1" | awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] } printf "%.0f\n", t * 1e9 }'
@@ -536,8 +541,8 @@ times_ns() {  # the children's user + system time from bash's `times` output (it
 run_load() {
   local layout=$1 round=$2 name=$3 port=$4 load_cpu=$5
   shift 5
-  local ns0=0 ns1=0 t0=0 t1=0 u0 u1 out rc
-  if (( $# )); then ns0=$(sched_ns "$@"); t0=$(stat_ticks "$@"); fi
+  local ns0=0 ns1=0 t0=0 t1=0 u0 u1 out rc us0="0 0" us1="0 0"
+  if (( $# )); then ns0=$(sched_ns "$@"); t0=$(stat_ticks "$@"); us0=$(user_sys_ticks "$@"); fi
   u0=$(sched_ns $up_group)
   out=$(timeout $((duration + 30)) taskset -c "$load_cpu" wrk -t1 -c"$conns" -d"${duration}s" \
         --timeout 5s -s "$tmp/report.lua" "http://127.0.0.1:$port/"; rc=$?; echo "RC $rc"; times)
@@ -548,21 +553,25 @@ run_load() {
   out=$(sed '/^RC /,$d' <<<"$out")
   sleep 0.3  # let the proxy finish closing the connections
   check_alive "$name" "$@"
-  if (( $# )); then ns1=$(sched_ns "$@"); t1=$(stat_ticks "$@"); fi
+  if (( $# )); then ns1=$(sched_ns "$@"); t1=$(stat_ticks "$@"); us1=$(user_sys_ticks "$@"); fi
+  local user_ticks sys_ticks
+  read -r user_ticks sys_ticks < <(awk -v a="$us0" -v b="$us1" 'BEGIN {
+    split(a, x, " "); split(b, y, " "); print y[1] - x[1], y[2] - x[2] }')
   if [[ $rc != 0 ]] || ! grep -q '^RESULT' <<<"$out"; then
     echo "http.sh: wrk against $name (port $port) failed (status $rc):" >&2
     echo "$out" >&2
     exit 1
   fi
-  local reqs bytes usec ec er ew et es p50 p99
-  read -r _ reqs bytes usec ec er ew et es p50 p99 < <(grep '^RESULT' <<<"$out")
+  local reqs bytes usec ec er ew et es p50 p99 p999
+  read -r _ reqs bytes usec ec er ew et es p50 p99 p999 < <(grep '^RESULT' <<<"$out")
   if (( ec + er + ew + et + es )); then
     { echo "http.sh: $layout round $round: errors through $name (connect $ec, read $er, write $ew, timeout $et, non-2xx/3xx $es); wrk said:"
       grep -v '^RESULT' <<<"$out"; } | tee -a "$tmp/errors.txt" >&2
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$layout" "$round" "$name" "$reqs" \
-    "$bytes" "$usec" $((ns1 - ns0)) $(((t1 - t0) * 1000000000 / hz)) $((u1 - u0)) "$wrk_ns" \
-    $((ec + er + ew + et + es)) "$p50" "$p99" >> "$tmp/results.tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$layout" "$round" "$name" \
+    "$reqs" "$bytes" "$usec" $((ns1 - ns0)) $(((t1 - t0) * 1000000000 / hz)) $((u1 - u0)) \
+    "$wrk_ns" $((ec + er + ew + et + es)) "$p50" "$p99" "$p999" "$user_ticks" "$sys_ticks" \
+    >> "$tmp/results.tsv"
   awk -v l="$layout" -v r="$round" -v n="$name" -v q="$reqs" -v u="$usec" -v ns=$((ns1 - ns0)) \
       -v all=$((ns1 - ns0 + u1 - u0 + wrk_ns)) -v p99="$p99" -v e=$((ec + er + ew + et + es)) 'BEGIN {
     s = u / 1e6
@@ -613,7 +622,11 @@ path, rounds, duration, conns, cpu_one, cpu_other, layouts = sys.argv[1:]
 layouts = layouts.split()
 rows = []
 for line in open(path):
-    layout, rnd, name, reqs, nbytes, usec, ns, stat_ns, up_ns, wrk_ns, errs, p50, p99 = line.rstrip("\n").split("\t")
+    (layout, rnd, name, reqs, nbytes, usec, ns, stat_ns, up_ns, wrk_ns, errs, p50, p99, p999,
+     user_ticks, sys_ticks) = line.rstrip("\n").split("\t")
+    # schedstat's ns split by the utime:stime ratio of the same round (ticks are coarse).
+    ticks = int(user_ticks) + int(sys_ticks)
+    user_share = int(user_ticks) / ticks if ticks else float("nan")
     s = int(usec) / 1e6
     reqs = int(reqs)
     all_ns = int(ns) + int(up_ns) + int(wrk_ns)
@@ -623,7 +636,10 @@ for line in open(path):
                      us_req=int(ns) / 1e3 / reqs if reqs else float("nan"),
                      stat_us_req=int(stat_ns) / 1e3 / reqs if reqs else float("nan"),
                      busy=100 * int(ns) / 1e9 / s, bytes_req=int(nbytes) / reqs if reqs else 0,
-                     errs=int(errs), p99=int(p99) / 1e3))
+                     errs=int(errs), p99=int(p99) / 1e3, p999=int(p999) / 1e3,
+                     round=int(rnd),
+                     user_us_req=int(ns) * user_share / 1e3 / reqs if reqs else float("nan"),
+                     sys_us_req=int(ns) * (1 - user_share) / 1e3 / reqs if reqs else float("nan")))
 def runs(layout, name):
     return [r for r in rows if r["layout"] == layout and r["name"] == name]
 def med(layout, name, key):
@@ -656,6 +672,28 @@ if "C" in layouts:
     shares = ", ".join(f"{n} {fmt(med('C', n, 'all_busy'), 0)} %" for n, _ in names if runs("C", n))
     print(f"\nIn C the processes above got {shares} "
           f"of CPU {cpu_one} (medians); the rest went to other tasks, so req/s (C) ~ 1 / all CPU per request only near 100 %.")
+
+def per_round(layout, name, key):
+    # Median (min–max) of the per-round ratios to nginx (each round runs every target once).
+    mine = {r["round"]: r[key] for r in runs(layout, name)}
+    ref = {r["round"]: r[key] for r in runs(layout, "nginx")}
+    rs = [mine[k] / ref[k] for k in mine if k in ref and ref[k]]
+    if not rs:
+        return ""
+    return f"{statistics.median(rs):.2f} ({min(rs):.2f}–{max(rs):.2f})"
+print("\nPer-round ratios to nginx, median (min–max), and the proxy's CPU split (schedstat ns split")
+print("by the utime:stime ratio of the same round), closed-loop tail from wrk:\n")
+print("| layout | target | proxy CPU µs/req | user | sys | CPU / nginx | req/s / nginx | p99 ms | p99.9 ms | p99.9 / nginx |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for layout in layouts:
+    for name, label in names[:3]:
+        if not runs(layout, name):
+            continue
+        print(f"| {layout} | {label} | {fmt(med(layout, name, 'us_req'), 2)} | "
+              f"{fmt(med(layout, name, 'user_us_req'), 2)} | {fmt(med(layout, name, 'sys_us_req'), 2)} | "
+              f"{per_round(layout, name, 'us_req')} | {per_round(layout, name, 'rps')} | "
+              f"{fmt(med(layout, name, 'p99'), 2)} | {fmt(med(layout, name, 'p999'), 2)} | "
+              f"{per_round(layout, name, 'p999')} |")
 
 print("\nEvery round, in run order:")
 for layout in layouts:

@@ -50,6 +50,8 @@ class ClientConnection {
   // A pooled idle connection the upstream has closed (or sent unexpected bytes on) must not be
   // used: checks the socket without blocking.
   bool idle_and_healthy();
+  // The same without the syscall: no bytes nobody asked for were buffered.
+  bool idle() const { return in_.empty(); }
   // Whether any response byte has arrived for the current request (retry decisions).
   bool response_started() const { return response_started_; }
 

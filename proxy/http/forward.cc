@@ -224,8 +224,11 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
 
     bool stale_retry_left = true;  // one retry when a pooled connection turns out dead
     while (true) {
-      // An upgraded connection is never pooled and never reused: take a fresh one.
-      std::unique_ptr<ClientConnection> conn = upgrade ? nullptr : pool_->take(key);
+      // An upgraded connection is never pooled and never reused: take a fresh one. A request
+      // that can be sent again skips the liveness probe (a syscall) on its first try: a dead
+      // connection costs it one failed attempt, and the retry probes.
+      const bool probe = !(retryable && stale_retry_left);
+      std::unique_ptr<ClientConnection> conn = upgrade ? nullptr : pool_->take(key, probe);
       const bool reused = conn != nullptr;
       if (!conn) {
         Result<transport::Stream> stream =

@@ -15,7 +15,7 @@ void ConnectionPool::update_gauge() {
   if (idle_total_ < shown) stats_->idle_upstream_connections.sub(shown - idle_total_);
 }
 
-std::unique_ptr<ClientConnection> ConnectionPool::take(const std::string& address) {
+std::unique_ptr<ClientConnection> ConnectionPool::take(const std::string& address, bool probe) {
   auto it = idle_.find(address);
   if (it == idle_.end()) return nullptr;
   const runtime::TimePoint now = runtime::Runtime::current()->now();
@@ -26,7 +26,9 @@ std::unique_ptr<ClientConnection> ConnectionPool::take(const std::string& addres
     idle.pop_back();
     --idle_total_;
     if (now - candidate.since > options_.idle_timeout) continue;
-    if (!candidate.connection->idle_and_healthy()) continue;
+    if (probe ? !candidate.connection->idle_and_healthy() : !candidate.connection->idle()) {
+      continue;
+    }
     found = std::move(candidate.connection);
   }
   update_gauge();

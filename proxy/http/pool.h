@@ -30,8 +30,13 @@ class ConnectionPool {
   };
   explicit ConnectionPool(Options options) : options_(options) {}
 
-  // An idle connection to `address` that still looks alive, or nullptr.
-  std::unique_ptr<monolake::http::h1::ClientConnection> take(const std::string& address);
+  // An idle connection to `address`, or nullptr. With `probe`, one that still looks alive
+  // (a non-blocking MSG_PEEK per candidate: a syscall per request). Without it the most
+  // recently used one, unchecked: for requests that are sent again on a fresh connection when
+  // a reused one turns out closed (idempotent, no body), which is what the probe would have
+  // caught, minus its race with a FIN in flight.
+  std::unique_ptr<monolake::http::h1::ClientConnection> take(const std::string& address,
+                                                             bool probe = true);
   // Keeps `connection` for reuse (if there is room and it has served few enough requests).
   void give(const std::string& address,
             std::unique_ptr<monolake::http::h1::ClientConnection> connection);
