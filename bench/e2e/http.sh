@@ -7,6 +7,9 @@
 #   bench/e2e/http.sh memory [N]       # RSS per idle keep-alive connection (N: 10000)
 #   bench/e2e/http.sh tail             # open-loop tail latency at a fixed rate, layouts C and A
 #   MONOLAKE=/path/to/monolake bench/e2e/http.sh   # use this binary, build nothing
+#   MONOLAKE_B=/path/to/other bench/e2e/http.sh   # throughput: a fifth target, "monolake-b",
+#                                  # the same configuration on another binary, in the same
+#                                  # rounds: per-round ratios B / A say what a change did
 #
 # Throughput (wrk 4.1, -t1, CONNS keep-alive connections, GET of the 1 KiB body):
 #   C ("one CPU"): wrk, the proxy and the upstream nginx all pinned to CPU_ONE. When they get
@@ -101,7 +104,7 @@ bench_name=http.sh
 source "$(dirname "$0")/lib.sh"
 bench_init monolake-http-bench
 
-read -r up_port ml_port ng_port ha_port < <(free_ports 4)
+read -r up_port ml_port ng_port ha_port mlb_port < <(free_ports 5)
 
 if [[ $mode == tail ]]; then
   if [[ -n ${OPEN_LOOP:-} ]]; then
@@ -145,6 +148,14 @@ EOF
   ml_group=$!
   started+=("$ml_group")
   wait_port "$ml_port" "$ml_group"
+  if [[ -n ${MONOLAKE_B:-} ]]; then  # the same configuration on its own port, binary B
+    sed "s/127.0.0.1:$ml_port/127.0.0.1:$mlb_port/" "$tmp/monolake.toml" > "$tmp/monolake-b.toml"
+    taskset -c "$1" "$MONOLAKE_B" -c "$tmp/monolake-b.toml" --log-level warn \
+      >"$tmp/monolake-b.log" 2>&1 &
+    mlb_group=$!
+    started+=("$mlb_group")
+    wait_port "$mlb_port" "$mlb_group"
+  fi
 }
 
 # --- nginx as the proxy -------------------------------------------------------------------------
@@ -584,7 +595,8 @@ run_load() {
 
 : > "$tmp/results.tsv"
 targets=(monolake nginx haproxy direct)
-echo "monolake $monolake (pid $ml_group), nginx proxy (pids $ng_group), haproxy (pid $ha_group), upstream nginx (pids $up_group)" >&2
+[[ -n ${MONOLAKE_B:-} ]] && targets+=(monolake-b)
+echo "monolake $monolake (pid $ml_group), monolake-b ${MONOLAKE_B:-none} (pid ${mlb_group:-}), nginx proxy (pids $ng_group), haproxy (pid $ha_group), upstream nginx (pids $up_group)" >&2
 for layout in $layouts; do
   case $layout in
     C) load_cpu=$cpu_one ;;
@@ -593,14 +605,17 @@ for layout in $layouts; do
   esac
   for p in $up_group; do taskset -a -p -c "$load_cpu" "$p" >/dev/null; done
   echo "== layout $layout: proxies on CPU $cpu_one, wrk and upstream on CPU $load_cpu; warm-up (1 s each), then $rounds rounds of ${duration} s" >&2
-  for port in "$ml_port" "$ng_port" "$ha_port" "$up_port"; do
+  warm_ports=("$ml_port" "$ng_port" "$ha_port" "$up_port")
+  [[ -n ${MONOLAKE_B:-} ]] && warm_ports+=("$mlb_port")
+  for port in "${warm_ports[@]}"; do
     timeout 30 taskset -c "$load_cpu" wrk -t1 -c"$conns" -d1s "http://127.0.0.1:$port/" >/dev/null
   done
   for r in $(seq "$rounds"); do
-    for i in 0 1 2 3; do
-      name=${targets[$(( (i + r - 1) % 4 ))]}
+    for i in "${!targets[@]}"; do
+      name=${targets[$(( (i + r - 1) % ${#targets[@]} ))]}
       case $name in
         monolake) run_load "$layout" "$r" monolake "$ml_port" "$load_cpu" $ml_group ;;
+        monolake-b) run_load "$layout" "$r" monolake-b "$mlb_port" "$load_cpu" $mlb_group ;;
         nginx) run_load "$layout" "$r" nginx "$ng_port" "$load_cpu" $ng_group ;;
         haproxy) run_load "$layout" "$r" haproxy "$ha_port" "$load_cpu" $ha_group ;;
         direct) run_load "$layout" "$r" direct "$up_port" "$load_cpu" ;;
@@ -652,6 +667,8 @@ def ratio(v, ref):
 
 names = [("monolake", "monolake"), ("nginx", "nginx 1.22"), ("haproxy", "HAProxy 2.6"),
          ("direct", "direct to upstream (no proxy)")]
+if any(r["name"] == "monolake-b" for r in rows):
+    names.insert(1, ("monolake-b", "monolake B"))
 print(f"\nMedians of {rounds} rounds of {duration} s per target and layout; wrk -t1 -c{conns} keep-alive, "
       f"GET / of a 1 KiB body from one nginx upstream.")
 print(f"C: wrk, proxy and upstream all on CPU {cpu_one}. A: proxy alone on CPU {cpu_one}, wrk and "
@@ -686,14 +703,25 @@ print("by the utime:stime ratio of the same round), closed-loop tail from wrk:\n
 print("| layout | target | proxy CPU µs/req | user | sys | CPU / nginx | req/s / nginx | p99 ms | p99.9 ms | p99.9 / nginx |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 for layout in layouts:
-    for name, label in names[:3]:
-        if not runs(layout, name):
+    for name, label in names:
+        if name == "direct" or not runs(layout, name):
             continue
         print(f"| {layout} | {label} | {fmt(med(layout, name, 'us_req'), 2)} | "
               f"{fmt(med(layout, name, 'user_us_req'), 2)} | {fmt(med(layout, name, 'sys_us_req'), 2)} | "
               f"{per_round(layout, name, 'us_req')} | {per_round(layout, name, 'rps')} | "
               f"{fmt(med(layout, name, 'p99'), 2)} | {fmt(med(layout, name, 'p999'), 2)} | "
               f"{per_round(layout, name, 'p999')} |")
+
+def b_over_a(layout, key):
+    mine = {r["round"]: r[key] for r in runs(layout, "monolake-b")}
+    ref = {r["round"]: r[key] for r in runs(layout, "monolake")}
+    rs = [mine[k] / ref[k] for k in mine if k in ref and ref[k]]
+    return f"{statistics.median(rs):.3f} ({min(rs):.3f}–{max(rs):.3f})" if rs else ""
+if any(r["name"] == "monolake-b" for r in rows):
+    print("\nmonolake B / monolake A, per round, median (min–max):")
+    for layout in layouts:
+        print(f"  {layout}: proxy CPU per request {b_over_a(layout, 'us_req')}, user {b_over_a(layout, 'user_us_req')}, "
+              f"sys {b_over_a(layout, 'sys_us_req')}, req/s {b_over_a(layout, 'rps')}, p99.9 {b_over_a(layout, 'p999')}")
 
 print("\nEvery round, in run order:")
 for layout in layouts:
@@ -710,7 +738,7 @@ for layout in layouts:
 # Threads that exited during a round (io_uring io-wq workers) drop out of task/*/schedstat;
 # utime+stime from /proc/PID/stat keeps them (at clock-tick resolution). Say so if they differ.
 for layout in layouts:
-    for name, _ in names[:3]:
+    for name, _ in [n for n in names if n[0] != "direct"]:
         a, b = med(layout, name, "us_req"), med(layout, name, "stat_us_req")
         if a and b and abs(a - b) > 0.1 * max(a, b):
             print(f"\nnote: {layout} {name}: schedstat gives {a:.2f} µs/req, /proc/PID/stat utime+stime {b:.2f} µs/req "
