@@ -139,7 +139,13 @@ Result<void> UringBackend::init(const RuntimeOptions& options) {
     params.sq_thread_idle = *options.sqpoll_idle_ms;
   }
   // Newer flags first; older kernels reject them with EINVAL, so retry without.
+  // DEFER_TASKRUN (6.1): completions are posted only when this thread enters the kernel to
+  // wait for them (poll()), not by task work that interrupts it while it runs tasks; with
+  // TASKRUN_FLAG, liburing enters when some are pending even if nothing is to be submitted.
+  // It needs SINGLE_ISSUER: a runtime's ring is only used by the thread that made it.
   const unsigned extra_flag_sets[] = {
+      IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
+          IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
       IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
           IORING_SETUP_SINGLE_ISSUER,
       IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
@@ -147,7 +153,10 @@ Result<void> UringBackend::init(const RuntimeOptions& options) {
   };
   int r = -EINVAL;
   for (unsigned extra : extra_flag_sets) {
-    if (options.sqpoll_idle_ms) extra &= ~(IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
+    if (options.sqpoll_idle_ms) {
+      extra &=
+          ~(IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_DEFER_TASKRUN);
+    }
     params.flags = base_flags | extra;
     r = io_uring_queue_init_params(options.entries, &ring_, &params);
     if (r != -EINVAL) break;
