@@ -1,6 +1,7 @@
 #include "http/message.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace monolake::http {
 
@@ -16,50 +17,118 @@ std::string_view version_name(Version version) {
   return "HTTP/1.1";
 }
 
+void HeaderMap::Bytes::grow(size_t capacity, std::string_view tail) {
+  capacity = std::max({capacity, capacity_ * 2, size_t{128}});
+  std::unique_ptr<char[]> grown(new char[capacity]);
+  if (size_ > 0) std::memcpy(grown.get(), data_.get(), size_);
+  if (!tail.empty()) std::memcpy(grown.get() + size_, tail.data(), tail.size());
+  data_ = std::move(grown);
+  capacity_ = capacity;
+}
+
+void HeaderMap::Bytes::assign(const Bytes& other) {
+  size_ = 0;
+  reserve(other.size_);
+  if (other.size_ > 0) std::memcpy(data_.get(), other.data_.get(), other.size_);
+  size_ = other.size_;
+}
+
+uint32_t HeaderMap::append(std::string_view text) {
+  const auto at = static_cast<uint32_t>(bytes_.size());
+  bytes_.append(text);
+  return at;
+}
+
 void HeaderMap::add(std::string_view name, std::string_view value) {
-  fields_.push_back(Stored{std::string(name), std::string(value)});
+  // `value` may be a view of these very bytes (a field copied within the map), which the
+  // first append may move: keep its offset and look it up again after.
+  const char* base = bytes_.data();
+  const bool value_inside =
+      !value.empty() && value.data() >= base && value.data() < base + bytes_.size();
+  const size_t value_offset = value_inside ? static_cast<size_t>(value.data() - base) : 0;
+  const uint32_t name_at = append(name);
+  if (value_inside) value = std::string_view(bytes_.data() + value_offset, value.size());
+  const uint32_t value_at = append(value);
+  slots_.push_back(Slot{name_at, static_cast<uint32_t>(name.size()), value_at,
+                        static_cast<uint32_t>(value.size())});
 }
 
 void HeaderMap::set(std::string_view name, std::string_view value) {
-  auto it = std::find_if(fields_.begin(), fields_.end(),
-                         [&](const Stored& f) { return iequals(f.name, name); });
-  if (it == fields_.end()) {
+  auto it = std::find_if(slots_.begin(), slots_.end(),
+                         [&](const Slot& f) { return iequals(name_of(f), name); });
+  if (it == slots_.end()) {
     add(name, value);
     return;
   }
-  it->value.assign(value);
+  if (value.size() <= it->value_size) {  // fits where the old value was
+    if (!value.empty()) std::memmove(bytes_.data() + it->value_at, value.data(), value.size());
+    dead_ += it->value_size - value.size();
+  } else {
+    dead_ += it->value_size;
+    // `value` may be a view of these very bytes: append() may reallocate them, so the slot's
+    // offset is written after.
+    const uint32_t value_at = append(value);
+    it->value_at = value_at;
+  }
+  it->value_size = static_cast<uint32_t>(value.size());
   // Drop the later duplicates.
-  fields_.erase(
-      std::remove_if(it + 1, fields_.end(), [&](const Stored& f) { return iequals(f.name, name); }),
-      fields_.end());
+  auto later = std::remove_if(it + 1, slots_.end(), [&](const Slot& f) {
+    if (!iequals(name_of(f), name)) return false;
+    dead_ += f.name_size + f.value_size;
+    return true;
+  });
+  slots_.erase(later, slots_.end());
+  maybe_compact();
 }
 
 size_t HeaderMap::remove(std::string_view name) {
-  const size_t before = fields_.size();
-  fields_.erase(std::remove_if(fields_.begin(), fields_.end(),
-                               [&](const Stored& f) { return iequals(f.name, name); }),
-                fields_.end());
-  return before - fields_.size();
+  // Most removals find nothing (hop-by-hop fields a request did not have): look first.
+  if (count(name) == 0) return 0;
+  const size_t before = slots_.size();
+  remove_if([&](const Field& f) { return iequals(f.name, name); });
+  return before - slots_.size();
+}
+
+void HeaderMap::maybe_compact() {
+  if (slots_.empty()) {
+    bytes_.clear();
+    dead_ = 0;
+    return;
+  }
+  if (dead_ < 1024 || dead_ < bytes_.size() - dead_) return;
+  Bytes live;
+  live.reserve(bytes_.size() - dead_);
+  for (Slot& slot : slots_) {
+    const auto name_at = static_cast<uint32_t>(live.size());
+    live.append(std::string_view(bytes_.data() + slot.name_at, slot.name_size));
+    const auto value_at = static_cast<uint32_t>(live.size());
+    live.append(std::string_view(bytes_.data() + slot.value_at, slot.value_size));
+    slot.name_at = name_at;
+    slot.value_at = value_at;
+  }
+  bytes_ = std::move(live);
+  dead_ = 0;
 }
 
 std::optional<std::string_view> HeaderMap::get(std::string_view name) const {
-  for (const Stored& f : fields_) {
-    if (iequals(f.name, name)) return std::string_view(f.value);
+  for (const Field f : fields()) {
+    if (iequals(f.name, name)) return f.value;
   }
   return std::nullopt;
 }
 
 std::vector<std::string_view> HeaderMap::get_all(std::string_view name) const {
   std::vector<std::string_view> out;
-  for (const Stored& f : fields_) {
+  for (const Field f : fields()) {
     if (iequals(f.name, name)) out.push_back(f.value);
   }
   return out;
 }
 
 size_t HeaderMap::count(std::string_view name) const {
-  return static_cast<size_t>(std::count_if(fields_.begin(), fields_.end(),
-                                           [&](const Stored& f) { return iequals(f.name, name); }));
+  size_t n = 0;
+  for (const Slot& slot : slots_) n += iequals(name_of(slot), name) ? 1 : 0;
+  return n;
 }
 
 bool HeaderMap::has_token(std::string_view name, std::string_view token) const {

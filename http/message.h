@@ -3,17 +3,20 @@
 //
 // HeaderMap keeps fields in arrival order with their names as received; lookups ignore case.
 // A name may repeat (Set-Cookie, or a list split across lines): get() returns the first value,
-// get_all() every one. It owns its strings; a head is small (a few hundred bytes) and moved,
-// not copied, along the proxy.
+// get_all() every one. It owns its bytes (one string for all names and values); a head is
+// small (a few hundred bytes) and moved, not copied, along the proxy.
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <iterator>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace monolake::http {
@@ -50,15 +53,20 @@ inline bool iequals(std::string_view a, std::string_view b) {
 }
 
 class HeaderMap {
-  struct Stored {
-    std::string name;
-    std::string value;
+  // Storage: every name and value is appended to one byte string, and a field is four 32-bit
+  // offsets into it (16 bytes), so a parsed head costs two allocations whatever its field
+  // count, and a copy is a string copy plus a memcpy. Removing or replacing a field leaves its
+  // bytes behind as dead space; the bytes are compacted when the dead outweigh the live.
+  struct Slot {
+    uint32_t name_at;
+    uint32_t name_size;
+    uint32_t value_at;
+    uint32_t value_size;
   };
 
  public:
   // One field as the map shows it: views of the map's own storage, valid until the map is
-  // changed or destroyed. How the map stores its fields is private, so that it can change
-  // (bench/README.md, "HeaderMap representation") without changing this interface.
+  // changed or destroyed. How the map stores its fields is private.
   struct Field {
     std::string_view name;
     std::string_view value;
@@ -75,8 +83,8 @@ class HeaderMap {
       using pointer = void;
       using reference = Field;
       iterator() = default;
-      explicit iterator(const Stored* at) : at_(at) {}
-      Field operator*() const { return Field{at_->name, at_->value}; }
+      iterator(const char* bytes, const Slot* at) : bytes_(bytes), at_(at) {}
+      Field operator*() const { return field_of(bytes_, *at_); }
       iterator& operator++() {
         ++at_;
         return *this;
@@ -90,17 +98,20 @@ class HeaderMap {
       bool operator!=(const iterator& other) const { return at_ != other.at_; }
 
      private:
-      const Stored* at_ = nullptr;
+      const char* bytes_ = nullptr;
+      const Slot* at_ = nullptr;
     };
-    Fields(const Stored* begin, size_t size) : begin_(begin), size_(size) {}
-    iterator begin() const { return iterator(begin_); }
-    iterator end() const { return iterator(begin_ + size_); }
+    Fields(const char* bytes, const Slot* begin, size_t size)
+        : bytes_(bytes), begin_(begin), size_(size) {}
+    iterator begin() const { return iterator(bytes_, begin_); }
+    iterator end() const { return iterator(bytes_, begin_ + size_); }
     size_t size() const { return size_; }
     bool empty() const { return size_ == 0; }
-    Field operator[](size_t i) const { return Field{begin_[i].name, begin_[i].value}; }
+    Field operator[](size_t i) const { return field_of(bytes_, begin_[i]); }
 
    private:
-    const Stored* begin_;
+    const char* bytes_;
+    const Slot* begin_;
     size_t size_;
   };
 
@@ -113,12 +124,15 @@ class HeaderMap {
   template <class Pred>
   void remove_if(Pred&& pred) {
     size_t out = 0;
-    for (size_t i = 0; i < fields_.size(); ++i) {
-      if (pred(Field{fields_[i].name, fields_[i].value})) continue;
-      if (out != i) fields_[out] = std::move(fields_[i]);
-      ++out;
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      if (pred(field_of(bytes_.data(), slots_[i]))) {
+        dead_ += slots_[i].name_size + slots_[i].value_size;
+        continue;
+      }
+      slots_[out++] = slots_[i];
     }
-    fields_.resize(out);
+    slots_.resize(out);
+    maybe_compact();
   }
 
   std::optional<std::string_view> get(std::string_view name) const;
@@ -128,17 +142,26 @@ class HeaderMap {
   // True if a comma-separated list field (Connection, TE...) holds `token`, in any of its lines.
   bool has_token(std::string_view name, std::string_view token) const;
 
-  Fields fields() const { return Fields(fields_.data(), fields_.size()); }
-  size_t size() const { return fields_.size(); }
-  bool empty() const { return fields_.empty(); }
-  void clear() { fields_.clear(); }
-  void reserve(size_t n) { fields_.reserve(n); }
+  Fields fields() const { return Fields(bytes_.data(), slots_.data(), slots_.size()); }
+  size_t size() const { return slots_.size(); }
+  bool empty() const { return slots_.empty(); }
+  void clear() {
+    slots_.clear();
+    bytes_.clear();
+    dead_ = 0;
+  }
+  // Room for `fields` fields of `bytes` bytes of names and values in all, so that filling the
+  // map allocates once for each (the HTTP/1.1 parser passes the head's size).
+  void reserve(size_t fields, size_t bytes = 0) {
+    slots_.reserve(fields);
+    bytes_.reserve(bytes);
+  }
 
   // Calls fn(token) for each comma-separated element of every `name` line, trimmed, skipping
   // empty elements.
   template <class Fn>
   void for_each_token(std::string_view name, Fn&& fn) const {
-    for (const Stored& f : fields_) {
+    for (const Field f : fields()) {
       if (!iequals(f.name, name)) continue;
       std::string_view rest = f.value;
       while (!rest.empty()) {
@@ -157,7 +180,67 @@ class HeaderMap {
   }
 
  private:
-  std::vector<Stored> fields_;
+  static Field field_of(const char* bytes, const Slot& slot) {
+    return Field{std::string_view(bytes + slot.name_at, slot.name_size),
+                 std::string_view(bytes + slot.value_at, slot.value_size)};
+  }
+  std::string_view name_of(const Slot& slot) const {
+    return std::string_view(bytes_.data() + slot.name_at, slot.name_size);
+  }
+  // Appends `text` to the bytes; returns where it starts.
+  uint32_t append(std::string_view text);
+  // Rewrites the bytes without the dead ones, when they are most of it.
+  void maybe_compact();
+
+  // The names and values: a growable byte array whose append is inline (std::string's is a
+  // call with checks; a head appends two dozen times). Copies copy only the bytes in use.
+  class Bytes {
+   public:
+    Bytes() = default;
+    Bytes(const Bytes& other) { assign(other); }
+    Bytes& operator=(const Bytes& other) {
+      if (this != &other) assign(other);
+      return *this;
+    }
+    Bytes(Bytes&& other) noexcept
+        : data_(std::move(other.data_)),
+          size_(std::exchange(other.size_, 0)),
+          capacity_(std::exchange(other.capacity_, 0)) {}
+    Bytes& operator=(Bytes&& other) noexcept {
+      data_ = std::move(other.data_);
+      size_ = std::exchange(other.size_, 0);
+      capacity_ = std::exchange(other.capacity_, 0);
+      return *this;
+    }
+    const char* data() const { return data_.get(); }
+    char* data() { return data_.get(); }
+    size_t size() const { return size_; }
+    void clear() { size_ = 0; }
+    void reserve(size_t n) {
+      if (n > capacity_) grow(n, {});
+    }
+    void append(std::string_view text) {
+      if (text.size() > capacity_ - size_) {
+        grow(size_ + text.size(), text);  // copies `text` too: it may be a view of these bytes
+      } else if (!text.empty()) {
+        std::memcpy(data_.get() + size_, text.data(), text.size());
+      }
+      size_ += text.size();
+    }
+
+   private:
+    // Moves to a buffer of at least `capacity`, copying the bytes and then `tail` after them
+    // (before the old buffer is freed).
+    void grow(size_t capacity, std::string_view tail);
+    void assign(const Bytes& other);
+    std::unique_ptr<char[]> data_;
+    size_t size_ = 0;
+    size_t capacity_ = 0;
+  };
+
+  Bytes bytes_;
+  std::vector<Slot> slots_;
+  size_t dead_ = 0;  // bytes of removed or replaced names and values still in bytes_
 };
 
 struct RequestHead {

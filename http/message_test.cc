@@ -111,6 +111,60 @@ TEST(HeaderMapTest, TokensOfEmptyAndCommaOnlyValues) {
   EXPECT_EQ(n, 0);
 }
 
+// Every field, as "name: value" lines, for comparing maps.
+std::string dump(const HeaderMap& headers) {
+  std::string out;
+  for (const HeaderMap::Field f : headers.fields()) {
+    out.append(f.name).append(": ").append(f.value).append("\n");
+  }
+  return out;
+}
+
+TEST(HeaderMapTest, ViewsOfTheMapItselfCanBeAddedAndSet) {
+  HeaderMap h;
+  h.add("X-Long-Name-To-Copy", std::string(200, 'v'));
+  h.add("Short", "s");
+  // add() with a name and value that are views of its own bytes, many times (the bytes move
+  // as they grow).
+  for (int i = 0; i < 50; ++i) {
+    const HeaderMap::Field first = h.fields()[0];
+    h.add(first.name, first.value);
+  }
+  EXPECT_EQ(h.count("x-long-name-to-copy"), 51u);
+  for (const HeaderMap::Field f : h.fields()) {
+    if (f.name != "Short") {
+      EXPECT_EQ(f.value, std::string(200, 'v'));
+    }
+  }
+  // set() with a longer value taken from the map, and a shorter one.
+  h.set("Short", *h.get("X-Long-Name-To-Copy"));
+  EXPECT_EQ(h.get("short"), std::string(200, 'v'));
+  h.set("Short", h.get("short")->substr(0, 3));
+  EXPECT_EQ(h.get("short"), "vvv");
+  EXPECT_EQ(h.size(), 52u);
+}
+
+TEST(HeaderMapTest, ChurnCompactsAndKeepsEveryField) {
+  HeaderMap h;
+  h.add("Host", "example.com");
+  for (int i = 0; i < 1000; ++i) {
+    h.set("X-Counter", std::to_string(i) + std::string(100, 'c'));
+    h.add("X-Temp", "t");
+    h.remove("x-temp");
+  }
+  h.remove_if([](const HeaderMap::Field& f) { return f.name == "Nothing"; });
+  EXPECT_EQ(dump(h), "Host: example.com\nX-Counter: 999" + std::string(100, 'c') + "\n");
+  // A copy is independent of the original.
+  HeaderMap copy = h;
+  h.set("Host", "changed");
+  EXPECT_EQ(copy.get("host"), "example.com");
+  EXPECT_EQ(h.get("host"), "changed");
+  h.clear();
+  EXPECT_TRUE(h.empty());
+  h.add("A", "b");
+  EXPECT_EQ(dump(h), "A: b\n");
+}
+
 TEST(RequestHeadTest, OriginForm) {
   RequestHead r;
   r.target = "/a/b?x=1&y=2";

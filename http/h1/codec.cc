@@ -142,7 +142,8 @@ bool parse_version(std::string_view v, int& major, int& minor) {
 // scan finds the colon, the value scan finds the CR.
 bool parse_fields(std::string_view block, const Limits& limits, HeaderMap& headers,
                   ParseError& error) {
-  if (headers.empty()) headers.reserve(16);  // one allocation for a typical head
+  // One allocation each for a typical head's fields and for all their bytes.
+  if (headers.empty()) headers.reserve(16, block.size());
   auto fail = [&](const char* reason) {
     error = {400, reason};
     return false;
