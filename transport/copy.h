@@ -104,11 +104,16 @@ runtime::Task<Result<void>> pump(Pump<From, To>* p, runtime::CancelState* opposi
     // faults the pages in again (strace: 4 madvise calls per MiB moved; bench/README.md).
     buffer.clear();
     if constexpr (kSpliceable<From, To>) {
-      if (p->zero_copy && prepare_for_splice(*p->from) && prepare_for_splice(*p->to)) {
+      // zero_copy is only set once both sockets were made ready for splice(2).
+      if (p->zero_copy) {
         buffer.release();
-        Result<void> spliced = co_await splice_one_way(*p->from, *p->to, *p->idle, p->bytes);
-        if (!spliced && opposite) opposite->cancel();
-        co_return spliced;
+        Result<SpliceEnd> spliced = co_await splice_one_way(*p->from, *p->to, *p->idle, p->bytes);
+        if (!spliced) {
+          if (opposite) opposite->cancel();
+          co_return std::move(spliced).error();
+        }
+        if (*spliced == SpliceEnd::kEndOfStream) co_return ok();
+        // No pipe to be had: copy on; the next bulk read tries splice(2) again.
       }
     }
   }

@@ -59,6 +59,12 @@ class PipePool {
     }
   }
   SplicePipes counts() const { return {in_use_, idle_.size()}; }
+  size_t close_idle() {
+    const size_t closed = idle_.size();
+    for (Pipe pipe : idle_) close_pipe(pipe);
+    idle_.clear();
+    return closed;
+  }
 
  private:
   std::vector<Pipe> idle_;
@@ -113,21 +119,6 @@ runtime::Task<Result<void>> drain(PipeLease& pipe, Stream& to) {
   co_return ok();
 }
 
-// Without a pipe: one chunk through user space, as copy_bidirectional moves it. Returns the
-// bytes moved (0: end of stream, `to` already shut down).
-runtime::Task<Result<size_t>> copy_chunk(Stream& from, Stream& to) {
-  IoBuffer buffer;
-  Result<size_t> n = co_await from.read_some(buffer);
-  if (!n) co_return n;
-  if (*n == 0) {
-    (void)co_await to.shutdown_write();
-    co_return size_t{0};
-  }
-  auto [written, rest] = co_await to.write_all(std::move(buffer));
-  if (!written) co_return std::move(written).error();
-  co_return *written;
-}
-
 }  // namespace
 
 bool splice_is_safe() {
@@ -156,8 +147,8 @@ Result<void> prepare_for_splice(const Stream& stream) {
   return ok();
 }
 
-runtime::Task<Result<void>> splice_one_way(Stream& from, Stream& to, IdleWatch& idle,
-                                           uint64_t& bytes) {
+runtime::Task<Result<SpliceEnd>> splice_one_way(Stream& from, Stream& to, IdleWatch& idle,
+                                                uint64_t& bytes) {
   // After a chunk that filled the pipe more is likely waiting: try before polling.
   bool more_likely = false;
   while (true) {
@@ -166,15 +157,7 @@ runtime::Task<Result<void>> splice_one_way(Stream& from, Stream& to, IdleWatch& 
       if (!readable) co_return std::move(readable).error();
     }
     PipeLease pipe;
-    if (!pipe) {
-      Result<size_t> copied = co_await copy_chunk(from, to);
-      if (!copied) co_return std::move(copied).error();
-      if (*copied == 0) co_return ok();
-      bytes += *copied;
-      idle.touch();
-      more_likely = false;
-      continue;
-    }
+    if (!pipe) co_return SpliceEnd::kNoPipe;
     const ssize_t in = ::splice(from.fd(), nullptr, pipe.write_fd(), nullptr, kChunk, kSpliceFlags);
     if (in < 0) {
       if (errno == EAGAIN || errno == EINTR) {
@@ -185,10 +168,12 @@ runtime::Task<Result<void>> splice_one_way(Stream& from, Stream& to, IdleWatch& 
     }
     if (in == 0) {
       (void)co_await to.shutdown_write();
-      co_return ok();
+      co_return SpliceEnd::kEndOfStream;
     }
     pipe.filled(static_cast<size_t>(in));
-    if (Result<void> drained = co_await drain(pipe, to); !drained) co_return drained;
+    if (Result<void> drained = co_await drain(pipe, to); !drained) {
+      co_return std::move(drained).error();
+    }
     bytes += static_cast<uint64_t>(in);
     idle.touch();
     more_likely = static_cast<size_t>(in) == kChunk;
@@ -196,5 +181,7 @@ runtime::Task<Result<void>> splice_one_way(Stream& from, Stream& to, IdleWatch& 
 }
 
 SplicePipes splice_pipes() { return pool().counts(); }
+
+size_t close_idle_splice_pipes() { return pool().close_idle(); }
 
 }  // namespace monolake::transport

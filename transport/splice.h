@@ -10,8 +10,8 @@
 //
 // Pipes: each thread keeps a pool of empty pipes. A direction takes one only once its socket
 // has data and gives it back as soon as the pipe is drained, so an idle connection holds no
-// pipe (and no buffer), as with copying. If no pipe can be made (out of descriptors), that
-// chunk is copied through user space instead.
+// pipe (and no buffer), as with copying. If no pipe can be made (out of descriptors), the
+// direction goes back to copying through user space, and tries again at its next bulk read.
 #pragma once
 
 #include <cstddef>
@@ -34,11 +34,17 @@ bool splice_is_safe();
 // it), so this sets O_NONBLOCK there. The runtime's own operations work on either.
 Result<void> prepare_for_splice(const Stream& stream);
 
-// Moves bytes from `from` to `to` until end of stream on `from` (then shuts down `to`'s write
-// side) or an error (returned; cancellation included). Adds the bytes moved to `bytes` and
-// touches `idle` whenever some moved.
-runtime::Task<Result<void>> splice_one_way(Stream& from, Stream& to, IdleWatch& idle,
-                                           uint64_t& bytes);
+// How splice_one_way stopped, other than by an error.
+enum class SpliceEnd {
+  kEndOfStream,  // `from` ended and `to`'s write side was shut down
+  kNoPipe,       // no pipe could be made (out of descriptors): the caller copies what follows
+};
+
+// Moves bytes from `from` to `to` until end of stream on `from`, an error (returned;
+// cancellation included) or a moment with data waiting and no pipe to be had. Adds the bytes
+// moved to `bytes` and touches `idle` whenever some moved.
+runtime::Task<Result<SpliceEnd>> splice_one_way(Stream& from, Stream& to, IdleWatch& idle,
+                                                uint64_t& bytes);
 
 // This thread's pipes: in use by a direction that is moving a chunk, and idle in the pool.
 struct SplicePipes {
@@ -46,5 +52,9 @@ struct SplicePipes {
   size_t idle = 0;
 };
 SplicePipes splice_pipes();
+
+// Closes this thread's idle pipes (two descriptors each); returns how many. Pipes in use are
+// untouched. For a thread short of descriptors, and for tests that need an empty pool.
+size_t close_idle_splice_pipes();
 
 }  // namespace monolake::transport
