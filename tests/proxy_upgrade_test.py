@@ -79,7 +79,8 @@ class Load:
         self.counts = {"keepalive": 0, "fresh": 0, "tcp": 0, "tls": 0, "resumed": 0}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._deadline = time.monotonic() + seconds
+        self._started = time.monotonic()
+        self._deadline = self._started + seconds
         self._threads = [threading.Thread(target=f, daemon=True) for f in
                          (self._keepalive, self._keepalive, self._fresh, self._tcp, self._tls)]
         for t in self._threads:
@@ -94,7 +95,7 @@ class Load:
 
     def _error(self, kind, e):
         with self._lock:
-            self.errors.append("%s: %r" % (kind, e))
+            self.errors.append("%s at %.1f s: %r" % (kind, time.monotonic() - self._started, e))
 
     def _keepalive(self):
         # http.client opens a new connection when the server said Connection: close.
@@ -218,6 +219,7 @@ def test_ten_upgrades_under_load():
         time.sleep(1.0)
         for generation in range(1, 11):
             resumed_before = load.counts["resumed"]
+            print("  upgrade %d at %.1f s" % (generation, time.monotonic() - load._started))
             new = upgrade(current.config_path, "monolake-gen%d" % generation)
             olds.append(current)
             current = new
@@ -234,6 +236,11 @@ def test_ten_upgrades_under_load():
         finally:
             if wrk.poll() is None:
                 wrk.kill()
+    if load.errors:
+        # What each generation said beyond its access lines, to tell where a connection stalled.
+        for proc in olds + [current]:
+            notes = [line for line in proc.err().splitlines() if " server=" not in line]
+            print("--- %s\n%s" % (proc.name, "\n".join(notes[-40:])))
     assert not load.errors, "%d errors, e.g. %s" % (len(load.errors), load.errors[:5])
     assert " requests in " in wrk_out, wrk_out
     assert "Socket errors" not in wrk_out and "Non-2xx" not in wrk_out, wrk_out

@@ -209,9 +209,9 @@ void ControlServer::serve(int connection) {
            line.empty() ? "it closed the connection" : line);
     return;
   }
-  (void)send_all(connection, "bye\n");
-  ML_LOG(kInfo, "upgrade: the new process serves; this one stops accepting and drains");
+  ML_LOG(kInfo, "upgrade: the new process is ready; this one stops accepting and drains");
   hooks_.on_ready();
+  (void)send_all(connection, "bye\n");
 }
 
 // --- new process -----------------------------------------------------------------------------
@@ -260,6 +260,10 @@ Result<server::Handover> request_handover(const std::string& path, int* connecti
 }
 
 Result<void> confirm_ready(int connection) {
+  // Bounded: an old process that hangs must not keep this one from accepting.
+  timeval limit{};
+  limit.tv_sec = 5;
+  ::setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
   std::string line;
   const bool ok_sent = send_all(connection, "ready\n") && read_line(connection, line);
   ::close(connection);

@@ -6,11 +6,14 @@
 //   "upgrade\n"                 ---->
 //                               <----    "listener N ADDRESS\n"... "tickets HEX\n" "end\n",
 //                                        then the sockets, in batches with SCM_RIGHTS
-//   start workers on them; bind the
-//   control socket anew
-//   "ready\n"                   ---->    on_ready(): stop accepting, drain, exit
-//                               <----    "bye\n"
+//   start workers on them (not
+//   accepting yet); bind the control
+//   socket anew
+//   "ready\n"                   ---->    on_ready(): stop accepting (returns once it has)
+//                               <----    "bye\n"; then drain and exit
+//   start accepting
 //
+// The new process accepts only once the old one has stopped (Proxy::release_accepts says why).
 // If the new process fails before "ready" (bad config, failed bind, crash), its connection just
 // closes and the old process goes on serving as if nothing happened.
 #pragma once
@@ -31,7 +34,9 @@ class ControlServer {
  public:
   struct Hooks {
     std::function<server::Handover()> handover;  // called on the control thread
-    std::function<void()> on_ready;              // the new process serves: start draining
+    // The new process is ready: stop accepting, return once no worker accepts any more (the
+    // new one starts when this returns), then drain.
+    std::function<void()> on_ready;
   };
   // Binds `path` (mode 0600). `replace` (the new process of an upgrade) takes the path over from
   // the live old process; otherwise a live socket at `path` is an error (another monolake).
@@ -55,7 +60,8 @@ class ControlServer {
 // The new process's side: connects to `path`, asks for the sockets and keys. On success the
 // connection stays open in `*connection` until confirm_ready().
 Result<server::Handover> request_handover(const std::string& path, int* connection);
-// Tells the old process the new one serves (it then drains and exits), and closes `connection`.
+// Tells the old process the new one is ready and waits (at most 5 s) until it has stopped
+// accepting; closes `connection`. Whatever it returns, the caller then starts accepting.
 Result<void> confirm_ready(int connection);
 
 }  // namespace monolake::proxy::binary_upgrade

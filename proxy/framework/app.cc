@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "base/log.h"
 #include "proxy/admin/admin.h"
@@ -257,8 +258,21 @@ int serve(const Options& options, const AppInfo& info, std::shared_ptr<const Reg
       return loop.call<server::Handover>([&app] { return app.proxy->handover(); })
           .value_or(server::Handover{});
     };
-    // Process-directed, so the control loop's signalfd takes it: the same drain as SIGTERM.
-    control_hooks.on_ready = [] { ::kill(::getpid(), SIGTERM); };
+    control_hooks.on_ready = [&loop, &app] {
+      (void)loop.call<bool>([&app] {
+        app.proxy->stop_accepting();
+        return true;
+      });
+      // The acceptors end within a loop turn or two of each worker; bounded all the same.
+      for (int i = 0; i < 1000; ++i) {
+        if (loop.call<bool>([&app] { return app.proxy->accepting_stopped(); }).value_or(true)) {
+          break;
+        }
+        std::this_thread::sleep_for(2ms);
+      }
+      // Process-directed, so the control loop's signalfd takes it: the same drain as SIGTERM.
+      ::kill(::getpid(), SIGTERM);
+    };
     auto started_control =
         binary_upgrade::ControlServer::start(*control_path, options.upgrade, control_hooks);
     if (!started_control) {
@@ -295,6 +309,7 @@ int serve(const Options& options, const AppInfo& info, std::shared_ptr<const Reg
     } else {
       ML_LOG(kInfo, "upgrade: took over from the previous process");
     }
+    app.proxy->release_accepts();
   }
   print_banner(app);
   if (admin) {

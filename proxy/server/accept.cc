@@ -60,8 +60,7 @@ Task<void> serve_thrift(transport::Stream stream, IoBuffer read_ahead,
     if (!current) return nullptr;
     return current->thrift;
   };
-  co_await thrift::serve_connection(bytes, context.client.to_string(), options,
-                                    std::move(chains));
+  co_await thrift::serve_connection(bytes, context.client.to_string(), options, std::move(chains));
 }
 
 // Serves one accepted connection: the server's connection layers (proxy/connection/filter.h),
@@ -125,8 +124,8 @@ void dispatch(transport::Stream stream, WorkerState* worker,
   const ServerEntry* entry = entry_of(*worker, accepting->server_key);
   if (!entry) return;  // no chain for this listener (cannot happen): the stream closes
   accepting->shared->active.fetch_add(1, std::memory_order_relaxed);
-  runtime::spawn(serve_accepted(std::move(stream), *entry, worker, accepting->server_key,
-                                accepting->shared));
+  runtime::spawn(
+      serve_accepted(std::move(stream), *entry, worker, accepting->server_key, accepting->shared));
 }
 
 Task<void> finish_listener(transport::Listener listener, WorkerState* worker,
@@ -134,6 +133,7 @@ Task<void> finish_listener(transport::Listener listener, WorkerState* worker,
   for (transport::Stream& stream : co_await listener.stop_accepting()) {
     dispatch(std::move(stream), worker, accepting);
   }
+  accepting->shared->accepting_sockets.fetch_sub(1, std::memory_order_acq_rel);
 }
 
 }  // namespace
@@ -142,6 +142,10 @@ Task<void> accept_loop(transport::Listener listener, std::string address, Worker
                        std::shared_ptr<WorkerState::Accepting> accepting) {
   ListenerShared& shared = *accepting->shared;
   AcceptBackoff backoff;
+  // A binary upgrade's new process: not before the old process stopped accepting here.
+  while (worker->accepts_held) {
+    if (!co_await runtime::sleep(5ms)) break;
+  }
   while (true) {
     // At max_connections, leave new connections in the kernel's accept queue until one ends.
     while (shared.active.load(std::memory_order_relaxed) >=

@@ -162,8 +162,10 @@ Result<std::unique_ptr<Proxy>> Proxy::start(config::Config config, Handover inhe
   if (rc.max_open_files) {
     if (auto r = raise_open_files(config, *rc.max_open_files); !r) return std::move(r).error();
   }
+  const bool upgrade = !proxy->inherited_.sockets.empty();
   for (size_t i = 0; i < rc.worker_threads; ++i) {
     proxy->worker_states_.push_back(std::make_unique<WorkerState>());
+    proxy->worker_states_.back()->accepts_held = upgrade;
   }
   Result<std::unique_ptr<Plan>> plan = proxy->prepare(config);
   for (auto& [address, fds] : proxy->inherited_.sockets) {
@@ -385,6 +387,7 @@ void Proxy::attach_listeners(size_t i, Plan& plan) {
     accepting->shared = added.shared;
     worker.accepting[address] = accepting;
     for (transport::Listener& listener : added.per_worker[i]) {
+      added.shared->accepting_sockets.fetch_add(1, std::memory_order_relaxed);
       accepting->loops.push_back(runtime::spawn_with_handle(
           accept_loop(std::move(listener), address, &worker, accepting)));
     }
@@ -422,6 +425,22 @@ Result<bool> Proxy::refresh_names() {
   ML_LOG(kInfo, "dns: upstream addresses changed ({} -> {}); applying", name_fingerprint_, now);
   config::Config same = config_;
   if (auto r = reload(std::move(same)); !r) return std::move(r).error();
+  return true;
+}
+
+void Proxy::release_accepts() {
+  if (!pool_) return;
+  std::function<bool(size_t)> release = [this](size_t i) {
+    worker_states_[i]->accepts_held = false;
+    return true;
+  };
+  detail::run_on_each_worker(*pool_, release);
+}
+
+bool Proxy::accepting_stopped() const {
+  for (const auto& [address, shared] : listeners_) {
+    if (shared->accepting_sockets.load(std::memory_order_acquire) > 0) return false;
+  }
   return true;
 }
 

@@ -78,6 +78,9 @@ struct ListenerShared {
   ~ListenerShared();
   std::atomic<size_t> active{0};  // open connections accepted here, all workers
   std::atomic<size_t> max_connections{0};
+  // Worker sockets of this address still accepting, or still serving what their accept had
+  // taken when it was stopped: 0 once every worker has stopped accepting here for good.
+  std::atomic<size_t> accepting_sockets{0};
   // Duplicates of this address's listening sockets (one per socket the workers accept on),
   // kept for a binary upgrade: the new process receives them and accepts on the very same
   // sockets, so nothing waiting in an accept queue is lost. Closed with this object.
@@ -108,6 +111,9 @@ class Proxy {
   // shared when it had fewer); other addresses are bound. Its sockets are owned by the Proxy
   // afterwards (closed if unused).
   //
+  // With inherited sockets the workers do not accept until release_accepts(): the old process
+  // must have stopped accepting first (see release_accepts).
+  //
   // `registry`: the filters and server kinds the configuration may name besides the built-ins
   // (the same registry the configuration was parsed against); nullptr: none. Kept for reloads.
   static Result<std::unique_ptr<Proxy>> start(
@@ -131,9 +137,18 @@ class Proxy {
   Result<bool> refresh_names();
   bool uses_names() const { return !name_fingerprint_.empty(); }
 
+  // Binary upgrade, new process: starts accepting on the inherited sockets, once the old process
+  // says it has stopped accepting on them (or has gone). Accepting on a socket while the old
+  // process still has an accept pending there can strand a connection in the accept queue: the
+  // kernel wakes one io_uring accept per connection, and if that is the old process's, being
+  // cancelled, nobody accepts the connection until the next one arrives.
+  void release_accepts();
+
   // Stops accepting on every listener and closes them; open connections go on. Later reloads
-  // are refused (the process is on its way out).
+  // are refused (the process is on its way out). Returns at once; accepting_stopped() says
+  // when every worker is done.
   void stop_accepting();
+  bool accepting_stopped() const;
   // Open client connections, all listeners and workers.
   size_t open_connections() const;
   // Stops the workers; connections still open are closed.

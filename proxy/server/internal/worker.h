@@ -22,7 +22,8 @@ struct WorkerState {
   };
   Slot<ServiceSet> slot;
   std::map<std::string, std::shared_ptr<Accepting>> accepting;  // by listener address
-  bool draining = false;  // HTTP connections end after their current response
+  bool draining = false;      // HTTP connections end after their current response
+  bool accepts_held = false;  // binary upgrade: wait for Proxy::release_accepts() to accept
 
   void stop_accepting(const std::string& address) {
     auto it = accepting.find(address);
