@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "codec/proxy_protocol.h"
 #include "proxy/http/layer_params.h"
 #include "proxy/params/params.h"
 #include "proxy/upstream/balancer.h"
@@ -185,6 +186,14 @@ struct ServerConfig {
   uint64_t max_request_body_bytes = 1ull << 30;
   // http: clients whose X-Forwarded-For is believed (appended to); others' is replaced.
   std::vector<Cidr> trusted_proxies;
+  // Any server: clients refused at accept (deny wins; a non-empty allow admits only its
+  // blocks), checked again on the address a PROXY protocol header announces.
+  std::vector<Cidr> allow;
+  std::vector<Cidr> deny;
+  // Any server: the PROXY protocol header versions required first on every connection (unset:
+  // off), from the peers in proxy_protocol_from (empty: all peers).
+  std::optional<codec::ProxyVersions> proxy_protocol;
+  std::vector<Cidr> proxy_protocol_from;
   // thrift: calls of one client connection in flight at once (read, not yet answered); at the
   // limit the connection is not read until one is answered.
   size_t max_calls_in_flight = 100;

@@ -474,6 +474,59 @@ upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:15432" } }]
   expect_line(message, "servers.db.routes[0].path", "a tcp route has no path");
 }
 
+TEST(ConfigTest, ProxyProtocolAndAccessListsOnAnyServer) {
+  const std::string tcp = R"(
+[servers.db]
+proxy_type = "tcp"
+listener = { type = "socket", value = "127.0.0.1:15432" }
+proxy_protocol = "v2"
+proxy_protocol_from = ["10.0.0.0/8", "::1"]
+allow = ["192.0.2.0/24", "2001:db8::/32"]
+deny = ["192.0.2.7"]
+[[servers.db.routes]]
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:5432" } }]
+)";
+  Result<Config> config = parse(tcp);
+  ASSERT_TRUE(config) << config.error().message();
+  const ServerConfig& s = config->servers[0];
+  ASSERT_TRUE(s.proxy_protocol.has_value());
+  EXPECT_EQ(*s.proxy_protocol, codec::ProxyVersions::kV2);
+  ASSERT_EQ(s.proxy_protocol_from.size(), 2u);
+  EXPECT_EQ(s.proxy_protocol_from[0].to_string(), "10.0.0.0/8");
+  ASSERT_EQ(s.allow.size(), 2u);
+  ASSERT_EQ(s.deny.size(), 1u);
+  EXPECT_EQ(s.deny[0].to_string(), "192.0.2.7/32");
+
+  Result<Config> defaults = parse(kMinimal);
+  ASSERT_TRUE(defaults) << defaults.error().message();
+  EXPECT_FALSE(defaults->servers[0].proxy_protocol.has_value());
+  EXPECT_TRUE(defaults->servers[0].allow.empty() && defaults->servers[0].deny.empty());
+
+  std::string message = error_of(std::string(kMinimal) + R"(
+[servers.other]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:8081" }
+proxy_protocol = "v3"
+allow = ["10.0.0.0/33"]
+deny = ["example.com", 5]
+[[servers.other.routes]]
+path = "/"
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9093" } }]
+[servers.third]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:8082" }
+proxy_protocol_from = ["10.0.0.0/8"]
+[[servers.third.routes]]
+path = "/"
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9093" } }]
+)");
+  expect_line(message, "servers.other.proxy_protocol", "unknown PROXY protocol mode 'v3'");
+  expect_line(message, "servers.other.allow[0]", "'10.0.0.0/33' is not an IP address or CIDR");
+  expect_line(message, "servers.other.deny[0]", "'example.com' is not an IP address or CIDR");
+  expect_line(message, "servers.other.deny[1]", "");
+  expect_line(message, "servers.third.proxy_protocol_from", "needs proxy_protocol");
+}
+
 TEST(ConfigTest, TcpSpliceDefaultsOnAndBelongsToTcpServers) {
   const std::string tcp = R"(
 [servers.db]

@@ -32,7 +32,9 @@ namespace {
 
 // The keys every server table may have; http, tcp and thrift servers also have theirs.
 const std::vector<std::string_view> kCommonServerKeys = {
-    "name", "proxy_type", "listener", "tls", "timeout", "max_connections", "routes", "route"};
+    "name",           "proxy_type",          "listener", "tls",
+    "timeout",        "max_connections",     "routes",   "route",
+    "proxy_protocol", "proxy_protocol_from", "allow",    "deny"};
 const std::vector<std::string_view> kBuiltinServerKeys = {"name",
                                                           "proxy_type",
                                                           "listener",
@@ -49,9 +51,30 @@ const std::vector<std::string_view> kBuiltinServerKeys = {"name",
                                                           "upstream_max_idle_connections",
                                                           "filters",
                                                           "connection_filters",
-                                                          "tcp_splice"};
+                                                          "tcp_splice",
+                                                          "proxy_protocol",
+                                                          "proxy_protocol_from",
+                                                          "allow",
+                                                          "deny"};
 
 }  // namespace
+
+// `key`: a list of "ADDRESS" or "ADDRESS/BITS" strings (IPv4 or IPv6).
+void Parser::parse_cidr_list(TableReader& r, std::string_view key, std::vector<Cidr>& out) {
+  const toml::array* list = r.array(key);
+  if (!list) return;
+  for (size_t i = 0; i < list->size(); ++i) {
+    const auto* text = list->get(i)->as_string();
+    std::string item_path = element(r.path_of(key), i);
+    if (!text) {
+      errors_.add(item_path, wrong_type(toml::node_type::string, *list->get(i)));
+    } else if (auto cidr = parse_cidr(text->get())) {
+      out.push_back(*cidr);
+    } else {
+      errors_.add(item_path, "'" + text->get() + "' is not an IP address or CIDR block");
+    }
+  }
+}
 
 void Parser::parse_server(const toml::table& table, const std::string& path, ServerConfig& out) {
   // A registered server kind has the common keys and its own (checked against its schema).
@@ -92,18 +115,28 @@ void Parser::parse_server(const toml::table& table, const std::string& path, Ser
   if (auto n = r.integer("max_request_body_bytes", 0, std::numeric_limits<int64_t>::max())) {
     out.max_request_body_bytes = static_cast<uint64_t>(*n);
   }
-  if (const toml::array* trusted = r.array("trusted_proxies")) {
-    for (size_t i = 0; i < trusted->size(); ++i) {
-      const auto* text = trusted->get(i)->as_string();
-      std::string item_path = element(r.path_of("trusted_proxies"), i);
-      if (!text) {
-        errors_.add(item_path, wrong_type(toml::node_type::string, *trusted->get(i)));
-      } else if (auto cidr = parse_cidr(text->get())) {
-        out.trusted_proxies.push_back(*cidr);
-      } else {
-        errors_.add(item_path, "'" + text->get() + "' is not an address or CIDR block");
-      }
+  parse_cidr_list(r, "trusted_proxies", out.trusted_proxies);
+  parse_cidr_list(r, "allow", out.allow);
+  parse_cidr_list(r, "deny", out.deny);
+  parse_cidr_list(r, "proxy_protocol_from", out.proxy_protocol_from);
+  if (auto mode = r.string("proxy_protocol")) {
+    if (*mode == "off") {
+      out.proxy_protocol.reset();
+    } else if (*mode == "v1") {
+      out.proxy_protocol = codec::ProxyVersions::kV1;
+    } else if (*mode == "v2") {
+      out.proxy_protocol = codec::ProxyVersions::kV2;
+    } else if (*mode == "any") {
+      out.proxy_protocol = codec::ProxyVersions::kAny;
+    } else {
+      errors_.add(r.path_of("proxy_protocol"),
+                  fmt::format("unknown PROXY protocol mode '{}': expected one of {}", *mode,
+                              quoted_list({"off", "v1", "v2", "any"})));
     }
+  }
+  if (r.has("proxy_protocol_from") && !out.proxy_protocol) {
+    errors_.add(r.path_of("proxy_protocol_from"),
+                "needs proxy_protocol = \"v1\", \"v2\" or \"any\"");
   }
   out.name = out.key;
   if (auto name = r.string("name")) {

@@ -42,26 +42,7 @@ bool valid_header_value(std::string_view value) {
 }
 
 // "10.0.0.0/8", "::1/128", or a bare address (all its bits).
-std::optional<Cidr> parse_cidr(std::string_view text) {
-  const size_t slash = text.find('/');
-  std::string ip(text.substr(0, slash));
-  const bool v6 = ip.find(':') != std::string::npos;
-  auto address = transport::SocketAddress::parse(v6 ? "[" + ip + "]:0" : ip + ":0");
-  if (!address) return std::nullopt;
-  Cidr cidr;
-  cidr.network = *address;
-  cidr.prefix = v6 ? 128 : 32;
-  if (slash != std::string_view::npos) {
-    std::string_view bits = text.substr(slash + 1);
-    int n = -1;
-    auto [end, ec] = std::from_chars(bits.data(), bits.data() + bits.size(), n);
-    if (ec != std::errc() || end != bits.data() + bits.size() || n < 0 || n > cidr.prefix) {
-      return std::nullopt;
-    }
-    cidr.prefix = n;
-  }
-  return cidr;
-}
+std::optional<Cidr> parse_cidr(std::string_view text) { return transport::Cidr::parse(text); }
 
 std::string quoted_list(std::initializer_list<std::string_view> names) {
   std::string out;

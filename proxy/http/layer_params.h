@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "transport/address.h"
+#include "transport/cidr.h"
 
 namespace monolake::proxy::http {
 
@@ -27,11 +28,7 @@ struct HeaderRewrite {
 };
 
 // A CIDR block ("10.0.0.0/8", "::1/128") for trusted_proxies.
-struct Cidr {
-  transport::SocketAddress network;  // port 0
-  int prefix = 0;
-  bool contains(const transport::SocketAddress& address) const;
-};
+using Cidr = transport::Cidr;
 
 // http: the HTTP version spoken to upstreams (Monolake's key). kAuto: ALPN on https upstreams
 // (h2 if the upstream picks it), HTTP/1.1 on cleartext ones.

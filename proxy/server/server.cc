@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "base/log.h"
+#include "proxy/connection/edge_filters.h"
 #include "proxy/server/internal/errors.h"
 #include "proxy/server/internal/process.h"
 #include "proxy/server/internal/resolve.h"
@@ -53,6 +54,22 @@ Result<connection::ConnectionStack> connection_filter_stack(const config::Config
                                                             const framework::Registry* registry,
                                                             const config::ServerConfig& server) {
   connection::ConnectionStack stack;
+  // allow/deny on the socket's peer, the PROXY protocol header, allow/deny on the client it
+  // announces; then the user's layers (connection/edge_filters.h).
+  connection::AccessListParams access{server.allow, server.deny};
+  if (!access.empty()) {
+    stack.push("allow_deny", "allow_deny", connection::access_list_factory(access));
+  }
+  if (server.proxy_protocol) {
+    connection::ProxyProtocolParams params;
+    params.versions = *server.proxy_protocol;
+    params.from = server.proxy_protocol_from;
+    params.timeout = server.timeout.server_read_header;
+    stack.push("proxy_protocol", "proxy_protocol", connection::proxy_protocol_factory(params));
+    if (!access.empty()) {
+      stack.push("allow_deny", "allow_deny_announced", connection::access_list_factory(access));
+    }
+  }
   for (size_t i = 0; i < server.connection_filters.size(); ++i) {
     const config::FilterConfig& filter = server.connection_filters[i];
     const std::string key_path = fmt::format("{}.connection_filters[{}]", server_path(server), i);

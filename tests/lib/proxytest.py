@@ -202,6 +202,27 @@ http {
                    directory, graceful_signal=signal.SIGTERM)
 
 
+def haproxy(directory, sections, name="haproxy"):
+    """Starts HAProxy in the foreground (-db) with `sections` (frontend/backend/listen blocks,
+    one string) after a tcp-mode defaults section."""
+    conf_dir = os.path.join(directory, name)
+    os.makedirs(conf_dir, exist_ok=True)
+    conf = """global
+  maxconn 200
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+%s
+""" % sections
+    path = os.path.join(conf_dir, "haproxy.cfg")
+    with open(path, "w") as f:
+        f.write(conf)
+    binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    return Process([binary, "-db", "-f", path], name, directory)
+
+
 class EchoServer:
     """A threaded echo server in this process (an upstream that answers with what it gets,
     prefixed by `tag` once per connection so tests can tell upstreams apart). With

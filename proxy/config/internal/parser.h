@@ -48,6 +48,7 @@ class Parser {
                                                              const std::string& path);
 
   std::optional<tls::Backend> parse_stack(TableReader& r);
+  void parse_cidr_list(TableReader& r, std::string_view key, std::vector<Cidr>& out);
 
   void parse_upstream_tls(const toml::table& table, const std::string& path,
                           UpstreamTlsConfig& out);

@@ -1,0 +1,129 @@
+#include "proxy/connection/edge_filters.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "runtime/runtime.h"
+
+namespace monolake::proxy::connection {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// "192.0.2.1" for messages (no port: the access lists are about addresses).
+std::string ip_text(const transport::SocketAddress& address) {
+  std::string text = address.to_string();
+  const size_t colon = text.rfind(':');
+  if (colon != std::string::npos && !address.is_unix()) text.resize(colon);
+  return text;
+}
+
+class AccessList final : public ConnectionFilter {
+ public:
+  explicit AccessList(std::shared_ptr<const AccessListParams> params)
+      : params_(std::move(params)) {}
+  runtime::Task<Result<void>> before_tls(transport::Stream&, IoBuffer&,
+                                         ConnectionContext& context) override {
+    if (admitted(*params_, context.client)) co_return ok();
+    co_return Error(ErrorCode::kInvalidArgument,
+                    "client " + ip_text(context.client) + " is not allowed by allow/deny");
+  }
+
+ private:
+  std::shared_ptr<const AccessListParams> params_;
+};
+
+transport::SocketAddress to_socket_address(const codec::ProxyAddress& a) {
+  sockaddr_storage storage{};
+  socklen_t len = 0;
+  if (a.family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&storage);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(a.port);
+    std::memcpy(&in->sin_addr, a.address.data(), 4);
+    len = sizeof(sockaddr_in);
+  } else {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&storage);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(a.port);
+    std::memcpy(&in6->sin6_addr, a.address.data(), 16);
+    len = sizeof(sockaddr_in6);
+  }
+  return transport::SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&storage), len);
+}
+
+class ProxyProtocol final : public ConnectionFilter {
+ public:
+  explicit ProxyProtocol(std::shared_ptr<const ProxyProtocolParams> params)
+      : params_(std::move(params)) {}
+
+  runtime::Task<Result<void>> before_tls(transport::Stream& socket, IoBuffer& read_ahead,
+                                         ConnectionContext& context) override {
+    if (!params_->from.empty() && !transport::any_contains(params_->from, context.peer)) {
+      co_return ok();  // not one of the balancers: its bytes are the protocol's
+    }
+    const runtime::TimePoint deadline = runtime::Runtime::current()->now() + params_->timeout;
+    while (true) {
+      Result<std::optional<codec::ProxyHeader>> parsed =
+          codec::parse_proxy_header(read_ahead.view(), params_->versions);
+      if (!parsed) co_return std::move(parsed).error();
+      if (parsed->has_value()) {
+        const codec::ProxyHeader& header = **parsed;
+        if (header.source) context.client = to_socket_address(*header.source);
+        read_ahead.consume(header.length);
+        co_return ok();
+      }
+      const auto left = deadline - runtime::Runtime::current()->now();
+      if (left <= 0ns) co_return Error(ErrorCode::kTimeout, "PROXY header: not complete in time");
+      // (Not a co_await inside a conditional expression: with GCC 12 that crashed here, in free().)
+      Result<size_t> n = co_await read_more(socket, read_ahead, left);
+      if (!n && n.error().code() == ErrorCode::kTimeout) {
+        co_return Error(ErrorCode::kTimeout, "PROXY header: not complete in time");
+      }
+      if (!n) co_return std::move(n).error();
+      if (*n == 0) {
+        co_return Error(ErrorCode::kClosed, "PROXY header: the connection ended before it did");
+      }
+    }
+  }
+
+ private:
+  std::shared_ptr<const ProxyProtocolParams> params_;
+};
+
+// A factory whose filters share one immutable parameter set.
+template <class F, class P>
+class SharedParamsFactory final : public ConnectionFilterFactoryOf<F> {
+ public:
+  explicit SharedParamsFactory(P params) : params_(std::make_shared<const P>(std::move(params))) {}
+  Result<std::shared_ptr<F>> make_via_ref(const F*, const Build&) const override {
+    return std::make_shared<F>(params_);
+  }
+
+ private:
+  std::shared_ptr<const P> params_;
+};
+
+}  // namespace
+
+bool admitted(const AccessListParams& params, const transport::SocketAddress& client) {
+  if (client.is_unix()) return true;
+  if (transport::any_contains(params.deny, client)) return false;
+  return params.allow.empty() || transport::any_contains(params.allow, client);
+}
+
+std::shared_ptr<const ConnectionFilterFactory> access_list_factory(AccessListParams params) {
+  return std::make_shared<SharedParamsFactory<AccessList, AccessListParams>>(std::move(params));
+}
+
+std::shared_ptr<const ConnectionFilterFactory> proxy_protocol_factory(ProxyProtocolParams params) {
+  return std::make_shared<SharedParamsFactory<ProxyProtocol, ProxyProtocolParams>>(
+      std::move(params));
+}
+
+}  // namespace monolake::proxy::connection
