@@ -747,7 +747,8 @@ path = "/deny/{*rest}"
 return = { status = 401, body = "no" }
 """
     start(b_text, name="monolake-b")
-    start(server("a", aport, bport, extra='upstream_http_version = "http2"'), name="monolake-a")
+    a = start(server("a", aport, bport, extra='upstream_http_version = "http2"'),
+              name="monolake-a")
     payload = os.urandom(5 * MiB)
     path = os.path.join(DIR, "early.bin")
     with open(path, "wb") as f:
@@ -756,7 +757,8 @@ return = { status = 401, body = "no" }
         r = curl("--http1.1", "-o", "/dev/null", "-w", "%{http_code} %{num_connects}",
                  "--data-binary", "@" + path, "http://127.0.0.1:%d/deny/x" % aport,
                  "-o", "/dev/null", "-w", " %{http_code}", "http://127.0.0.1:%d/after" % aport)
-        assert r.returncode == 0 and r.stdout.split()[0] == b"401", (r.stdout, r.stderr)
+        assert r.returncode == 0 and r.stdout.split()[0] == b"401", (r.stdout, r.stderr,
+                                                                     a.err()[-3000:])
         assert r.stdout.split()[-1] == b"200", (r.stdout, r.stderr)
     r = curl("--http1.1", "-D", "-", "-o", "/dev/null", "--data-binary", "@" + path,
              "http://127.0.0.1:%d/echo" % aport)

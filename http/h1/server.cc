@@ -358,8 +358,11 @@ Task<ServeStats> serve_loop(Conn& c, const ConnectionInfo& info, const Handler& 
     }
     if (!*written) {
       stats.ended = "close requested";
-      if (!c.body.done || !c.in.empty()) {
-        // The client may still be sending: do not reset under it.
+      if (!c.body.done || c.body.failed || !c.in.empty()) {
+        // The client may still be sending: do not reset under it. A failed body counts: its
+        // read may have been cancelled (an HTTP/2 upstream answered before taking it all)
+        // while the client goes on sending; after a reset or an end of stream the linger ends
+        // at its first read.
         co_await linger_close(c, kUploadSilence);
       } else {
         (void)co_await c.stream.shutdown_write();
