@@ -1139,7 +1139,8 @@ def test_upstream_closing_idle_connections():
         time.sleep(0.05)
     c.close()
     # Several dead connections in the pool at once: a GET takes one unprobed, fails, and its
-    # one retry must probe (skipping the other dead ones), not take the next dead one.
+    # one retry must connect anew, not take the next dead one (nor one that a probe passes
+    # because its FIN has not arrived yet).
     for _ in range(3):
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             got = list(pool.map(lambda _: status(port, "/g")[0], range(8)))

@@ -226,9 +226,13 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
     while (true) {
       // An upgraded connection is never pooled and never reused: take a fresh one. A request
       // that can be sent again skips the liveness probe (a syscall) on its first try: a dead
-      // connection costs it one failed attempt, and the retry probes.
-      const bool probe = !(retryable && stale_retry_left);
-      std::unique_ptr<ClientConnection> conn = upgrade ? nullptr : pool_->take(key, probe);
+      // connection costs it one failed attempt, and the retry connects anew. (Not a probed
+      // pooled one: a connection the upstream closed a moment ago passes the probe until its
+      // FIN arrives, and the retry would fail the same way, a 502.)
+      const bool stale_retry = retryable && !stale_retry_left;
+      const bool probe = !retryable;
+      std::unique_ptr<ClientConnection> conn =
+          upgrade || stale_retry ? nullptr : pool_->take(key, probe);
       const bool reused = conn != nullptr;
       if (!conn) {
         Result<transport::Stream> stream =
