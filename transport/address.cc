@@ -148,6 +148,24 @@ std::string SocketAddress::to_string() const {
   }
 }
 
+std::string SocketAddress::ip_text() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  switch (family()) {
+    case AF_INET:
+      inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, buf,
+                sizeof buf);
+      return buf;
+    case AF_INET6:
+      inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, buf,
+                sizeof buf);
+      return buf;
+    case AF_UNIX:
+      return "unix";
+    default:
+      return "(none)";
+  }
+}
+
 bool SocketAddress::operator==(const SocketAddress& other) const {
   return len_ == other.len_ && std::memcmp(&storage_, &other.storage_, len_) == 0;
 }

@@ -36,6 +36,9 @@ class SocketAddress {
 
   // "127.0.0.1:8080", "[::1]:8080", "unix:/path".
   std::string to_string() const;
+  // The IP alone, without port or brackets ("192.0.2.1", "::1"); "unix" for a Unix address
+  // (one client, whatever the path), "(none)" for an empty one.
+  std::string ip_text() const;
   // The file path of a Unix address (empty for IP and abstract addresses).
   std::string unix_file_path() const;
 

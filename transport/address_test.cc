@@ -300,4 +300,11 @@ TEST(SocketAddressTest, UnixFilePath) {
   EXPECT_EQ(SocketAddress().unix_file_path(), "");
 }
 
+TEST(SocketAddressTest, IpTextHasNoPortOrBrackets) {
+  EXPECT_EQ(must_parse("192.0.2.1:80").ip_text(), "192.0.2.1");
+  EXPECT_EQ(must_parse("[2001:db8::1]:443").ip_text(), "2001:db8::1");
+  EXPECT_EQ(SocketAddress::unix_path("/tmp/s").value().ip_text(), "unix");
+  EXPECT_EQ(SocketAddress().ip_text(), "(none)");
+}
+
 }  // namespace monolake::transport

@@ -70,12 +70,7 @@ bool Cidr::contains(const SocketAddress& address) const {
   return true;
 }
 
-std::string Cidr::to_string() const {
-  std::string ip = network.to_string();  // "1.2.3.4:0" or "[::1]:0"
-  ip = ip.substr(0, ip.rfind(':'));
-  if (!ip.empty() && ip.front() == '[') ip = ip.substr(1, ip.size() - 2);
-  return ip + "/" + std::to_string(prefix);
-}
+std::string Cidr::to_string() const { return network.ip_text() + "/" + std::to_string(prefix); }
 
 bool any_contains(const std::vector<Cidr>& list, const SocketAddress& address) {
   for (const Cidr& cidr : list) {

@@ -4,14 +4,6 @@ namespace example {
 
 namespace {
 
-// "10.0.0.1:5000" -> "10.0.0.1", "[::1]:5000" -> "::1"; a Unix peer is one client, "unix".
-std::string address_only(const monolake::transport::SocketAddress& address) {
-  if (address.is_unix()) return "unix";
-  const std::string text = address.to_string();
-  if (!text.empty() && text.front() == '[') return text.substr(1, text.find(']') - 1);
-  return text.substr(0, text.rfind(':'));
-}
-
 // Each connection counts under the client it was counted for, even if a later layer changes
 // the context's client.
 struct CountedAs {
@@ -22,7 +14,7 @@ struct CountedAs {
 
 monolake::runtime::Task<Result<void>> ClientLimit::before_tls(
     monolake::transport::Stream&, monolake::IoBuffer&, connection::ConnectionContext& context) {
-  std::string client = address_only(context.client);
+  std::string client = context.client.ip_text();  // a Unix peer is one client, "unix"
   size_t& open = (*open_)[client];
   if (open >= max_) {
     if (open == 0) open_->erase(client);

@@ -68,7 +68,7 @@ void Parser::parse_cidr_list(TableReader& r, std::string_view key, std::vector<C
     std::string item_path = element(r.path_of(key), i);
     if (!text) {
       errors_.add(item_path, wrong_type(toml::node_type::string, *list->get(i)));
-    } else if (auto cidr = parse_cidr(text->get())) {
+    } else if (auto cidr = transport::Cidr::parse(text->get())) {
       out.push_back(*cidr);
     } else {
       errors_.add(item_path, "'" + text->get() + "' is not an IP address or CIDR block");

@@ -41,9 +41,6 @@ bool valid_header_value(std::string_view value) {
   return true;
 }
 
-// "10.0.0.0/8", "::1/128", or a bare address (all its bits).
-std::optional<Cidr> parse_cidr(std::string_view text) { return transport::Cidr::parse(text); }
-
 std::string quoted_list(std::initializer_list<std::string_view> names) {
   std::string out;
   for (std::string_view name : names) {

@@ -15,14 +15,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// "192.0.2.1" for messages (no port: the access lists are about addresses).
-std::string ip_text(const transport::SocketAddress& address) {
-  std::string text = address.to_string();
-  const size_t colon = text.rfind(':');
-  if (colon != std::string::npos && !address.is_unix()) text.resize(colon);
-  return text;
-}
-
 class AccessList final : public ConnectionFilter {
  public:
   explicit AccessList(std::shared_ptr<const AccessListParams> params)
@@ -31,7 +23,7 @@ class AccessList final : public ConnectionFilter {
                                          ConnectionContext& context) override {
     if (admitted(*params_, context.client)) co_return ok();
     co_return Error(ErrorCode::kInvalidArgument,
-                    "client " + ip_text(context.client) + " is not allowed by allow/deny");
+                    "client " + context.client.ip_text() + " is not allowed by allow/deny");
   }
 
  private:

@@ -19,13 +19,7 @@ mh::ConnectionInfo connection_info(const transport::SocketAddress& peer) {
   mh::ConnectionInfo info;
   info.peer = peer;
   info.peer_text = info.peer.to_string();
-  if (info.peer.is_unix()) {
-    info.client_ip = "unix";
-  } else if (!info.peer_text.empty() && info.peer_text.front() == '[') {
-    info.client_ip = info.peer_text.substr(1, info.peer_text.find(']') - 1);
-  } else {
-    info.client_ip = info.peer_text.substr(0, info.peer_text.rfind(':'));
-  }
+  info.client_ip = info.peer.ip_text();
   return info;
 }
 

@@ -22,10 +22,6 @@ bool valid_route_host(std::string_view host);
 bool valid_header_name(std::string_view name);
 bool valid_header_value(std::string_view value);
 
-// "10.0.0.0/8", "::1/128", or a bare address (all its bits).
-// "10.0.0.0/8", "::1/128", or a bare address (all its bits).
-std::optional<Cidr> parse_cidr(std::string_view text);
-
 // "\"a\", \"b\"", for error messages.
 std::string quoted_list(std::initializer_list<std::string_view> names);
 
