@@ -38,6 +38,22 @@ failed=$(grep -cE "${summary_re}(\(cached\) )?(FAILED|TIMEOUT|FLAKY|NO STATUS|IN
 # A build error can stop Bazel before it lists any test: count it as a failure.
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
 
+# A failed test's own log is far above in the output; its tail is repeated here, and appended to
+# $FAILURE_DIGEST when that is set (.ci/run prints it last, where a CI log's tail shows it).
+print_failure_tails() {
+  local target logfile
+  grep -A1 -E "${summary_re}(FAILED|TIMEOUT|FLAKY|NO STATUS|INCOMPLETE)" "$log" |
+    awk '/^\/\//{t=$1} /test\.log$/{print t, $1}' | sort -u |
+    while read -r target logfile; do
+      [ -f "$logfile" ] || continue
+      echo "=== ${target}: last 40 lines of ${logfile}"
+      tail -n 40 "$logfile"
+    done
+}
+if [ "$failed" -gt 0 ]; then
+  print_failure_tails | tee -a "${FAILURE_DIGEST:-/dev/null}"
+fi
+
 # Bazel inside a Bazel test sandbox is fragile, so these run here, outside `bazel test`: a
 # workspace that depends on this checkout as @monolake, and the tools/new_proxy.sh scaffold.
 if [ "$external" -eq 1 ]; then
@@ -46,7 +62,7 @@ if [ "$external" -eq 1 ]; then
       echo "$step PASSED"
       passed=$((passed + 1))
     else
-      echo "$step FAILED"
+      echo "$step FAILED" | tee -a "${FAILURE_DIGEST:-/dev/null}"
       failed=$((failed + 1))
     fi
   done
