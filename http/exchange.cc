@@ -13,4 +13,10 @@ Response text_response(int status, std::string body) {
   return r;
 }
 
+std::string_view client_ip(const Request& request) {
+  if (request.context && !request.context->client_ip.empty()) return request.context->client_ip;
+  if (!request.connection || request.connection->client_ip.empty()) return "unknown";
+  return request.connection->client_ip;
+}
+
 }  // namespace monolake::http

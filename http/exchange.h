@@ -75,4 +75,8 @@ using Handler = std::function<runtime::Task<Response>(Request)>;
 // A response with a small text body ("502 Bad Gateway\n"...), for errors and direct answers.
 Response text_response(int status, std::string body = {});
 
+// The client's address without the port: the effective one a layer set in the request's context
+// (PROXY protocol...), else the connection's peer; "unknown" when there is neither.
+std::string_view client_ip(const Request& request);
+
 }  // namespace monolake::http

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "base/token_bucket.h"
 #include "codec/proxy_protocol.h"
 #include "proxy/http/layer_params.h"
 #include "proxy/params/params.h"
@@ -120,6 +121,7 @@ struct Upstream {
 // The value types shared with the HTTP layers (proxy/http/layer_params.h).
 using DirectResponse = http::DirectResponse;
 using HeaderRewrite = http::HeaderRewrite;
+using RateLimitParams = http::RateLimitParams;
 using Cidr = http::Cidr;
 using UpstreamHttpVersion = http::UpstreamHttpVersion;
 
@@ -150,6 +152,8 @@ struct RouteConfig {
   LoadBalancer load_balancer = LoadBalancer::kRoundRobin;
   // thrift: the method names this route serves (`method = "name"` or a list); empty: any.
   std::vector<std::string> methods;
+  // http: requests over this rate (per key) are answered 429 before the route's filters.
+  std::optional<RateLimitParams> rate_limit;
   // http: request layers of this route, in order, after routing and before forward/return.
   std::vector<FilterConfig> filters;
 };
@@ -194,6 +198,9 @@ struct ServerConfig {
   // off), from the peers in proxy_protocol_from (empty: all peers).
   std::optional<codec::ProxyVersions> proxy_protocol;
   std::vector<Cidr> proxy_protocol_from;
+  // Any server: connections accepted per second (split over the workers), with bursts; those
+  // over it are closed at accept, after allow/deny and before a byte is read.
+  std::optional<TokenRate> connection_rate_limit;
   // thrift: calls of one client connection in flight at once (read, not yet answered); at the
   // limit the connection is not read until one is answered.
   size_t max_calls_in_flight = 100;

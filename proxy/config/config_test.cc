@@ -527,6 +527,74 @@ upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9093" } }]
   expect_line(message, "servers.third.proxy_protocol_from", "needs proxy_protocol");
 }
 
+TEST(ConfigTest, RateLimitsOnHttpRoutesAndConnectionRateLimitsOnAnyServer) {
+  Result<Config> config = parse(R"(
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:8080" }
+connection_rate_limit = { per_sec = 200 }
+[[servers.web.routes]]
+path = "/api"
+rate_limit = { requests_per_sec = 100, burst = 200, key = "header:X-Api-Key", max_keys = 5000 }
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9000" } }]
+[[servers.web.routes]]
+path = "/slow"
+rate_limit = { requests_per_sec = 0.5 }
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9000" } }]
+[servers.db]
+proxy_type = "tcp"
+listener = { type = "socket", value = "127.0.0.1:15432" }
+connection_rate_limit = { per_sec = 10, burst = 50 }
+[[servers.db.routes]]
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:5432" } }]
+)");
+  ASSERT_TRUE(config) << config.error().message();
+  const ServerConfig& web = config->servers[1];
+  ASSERT_EQ(web.key, "web");
+  ASSERT_TRUE(web.connection_rate_limit.has_value());
+  EXPECT_DOUBLE_EQ(web.connection_rate_limit->per_sec, 200);
+  EXPECT_DOUBLE_EQ(web.connection_rate_limit->burst, 200);  // default: one second's worth
+  const RateLimitParams& api = web.routes[0].rate_limit.value();
+  EXPECT_DOUBLE_EQ(api.requests_per_sec, 100);
+  EXPECT_DOUBLE_EQ(api.burst, 200);
+  EXPECT_EQ(api.key, RateLimitParams::Key::kHeader);
+  EXPECT_EQ(api.header, "x-api-key");
+  EXPECT_EQ(api.max_keys, 5000u);
+  const RateLimitParams& slow = web.routes[1].rate_limit.value();
+  EXPECT_DOUBLE_EQ(slow.requests_per_sec, 0.5);
+  EXPECT_DOUBLE_EQ(slow.burst, 1);  // never below one request
+  EXPECT_EQ(slow.key, RateLimitParams::Key::kSourceIp);
+  EXPECT_EQ(slow.max_keys, 100000u);
+  EXPECT_DOUBLE_EQ(config->servers[0].connection_rate_limit->burst, 50);
+
+  std::string message = error_of(std::string(kMinimal) + R"(
+[servers.other]
+listener = { type = "socket", value = "127.0.0.1:8081" }
+connection_rate_limit = { burst = 0, per_sec = "fast" }
+[[servers.other.routes]]
+path = "/a"
+rate_limit = { burst = 10, key = "cookie:x" }
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9093" } }]
+[[servers.other.routes]]
+path = "/b"
+rate_limit = { requests_per_sec = -1, key = "header:bad name", max_keys = 0 }
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9093" } }]
+[servers.db]
+proxy_type = "tcp"
+listener = { type = "socket", value = "127.0.0.1:15432" }
+[[servers.db.routes]]
+rate_limit = { requests_per_sec = 1 }
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:5432" } }]
+)");
+  expect_line(message, "servers.other.connection_rate_limit.per_sec", "expected a number");
+  expect_line(message, "servers.other.connection_rate_limit.burst", "must be between 1 and");
+  expect_line(message, "servers.other.routes[0].rate_limit.requests_per_sec", "missing");
+  expect_line(message, "servers.other.routes[0].rate_limit.key", "unknown key 'cookie:x'");
+  expect_line(message, "servers.other.routes[1].rate_limit.requests_per_sec", "must be between");
+  expect_line(message, "servers.other.routes[1].rate_limit.key", "unknown key 'header:bad name'");
+  expect_line(message, "servers.other.routes[1].rate_limit.max_keys", "must be at least 1");
+  expect_line(message, "servers.db.routes[0].rate_limit", "only http routes limit requests");
+}
+
 TEST(ConfigTest, TcpSpliceDefaultsOnAndBelongsToTcpServers) {
   const std::string tcp = R"(
 [servers.db]

@@ -11,12 +11,20 @@ bool Parser::parse_route(const toml::table& table, const std::string& path, Prox
   TableReader r(errors_, table, path,
                 {"path", "upstreams", "load_balancer", "host", "return", "upstream_tls",
                  "host_rewrite", "strip_prefix", "add_prefix", "request_headers",
-                 "response_headers", "websocket", "method", "filters"});
+                 "response_headers", "websocket", "method", "filters", "rate_limit"});
   if (const toml::array* filters = r.array("filters")) {
     if (proxy_type != ProxyType::kHttp) {
       fail(r.path_of("filters"), "only http routes have request filters");
     } else {
       parse_filters(*filters, r.path_of("filters"), out.filters);
+    }
+  }
+  if (r.has("rate_limit")) {
+    if (proxy_type != ProxyType::kHttp) {
+      fail(r.path_of("rate_limit"),
+           "only http routes limit requests (connection_rate_limit is the server's)");
+    } else if (const toml::table* limit = r.table("rate_limit")) {
+      out.rate_limit = parse_rate_limit(*limit, r.path_of("rate_limit"));
     }
   }
   if (r.has("method")) {
@@ -144,6 +152,38 @@ bool Parser::parse_route(const toml::table& table, const std::string& path, Prox
          "verify is on but there is no name to verify: give \"sni\" (or use https:// endpoints)");
   }
   return errors_.size() == errors_before && !out.upstreams.empty();
+}
+
+// rate_limit = { requests_per_sec, burst = requests_per_sec, key = "source_ip", max_keys }.
+std::optional<RateLimitParams> Parser::parse_rate_limit(const toml::table& table,
+                                                        const std::string& path) {
+  TableReader r(errors_, table, path, {"requests_per_sec", "burst", "key", "max_keys"});
+  const size_t errors_before = errors_.size();
+  RateLimitParams out;
+  std::optional<double> rate = r.number("requests_per_sec", 0.001, 1e9);
+  if (!r.has("requests_per_sec")) r.missing("requests_per_sec");
+  if (rate) out.requests_per_sec = *rate;
+  out.burst = std::max(1.0, out.requests_per_sec);
+  if (std::optional<double> burst = r.number("burst", 1, 1e9)) out.burst = *burst;
+  if (auto max_keys = r.integer("max_keys", 1, 100'000'000)) {
+    out.max_keys = static_cast<size_t>(*max_keys);
+  }
+  if (std::optional<std::string> key = r.string("key")) {
+    constexpr std::string_view kHeader = "header:";
+    if (*key == "source_ip") {
+      out.key = RateLimitParams::Key::kSourceIp;
+    } else if (*key == "route") {
+      out.key = RateLimitParams::Key::kRoute;
+    } else if (key->rfind(kHeader, 0) == 0 && valid_header_name(key->substr(kHeader.size()))) {
+      out.key = RateLimitParams::Key::kHeader;
+      out.header = lowercase(key->substr(kHeader.size()));
+    } else {
+      fail(r.path_of("key"), fmt::format("unknown key '{}': expected {}", *key,
+                                         quoted_list({"source_ip", "route", "header:<name>"})));
+    }
+  }
+  if (errors_.size() != errors_before) return std::nullopt;
+  return out;
 }
 
 // method = "name" | ["a", "b"]: Thrift method names (non-empty, no spaces).

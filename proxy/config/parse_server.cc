@@ -31,31 +31,24 @@ void Parser::parse_http2(const toml::table& table, const std::string& path, Http
 namespace {
 
 // The keys every server table may have; http, tcp and thrift servers also have theirs.
-const std::vector<std::string_view> kCommonServerKeys = {
-    "name",           "proxy_type",          "listener", "tls",
-    "timeout",        "max_connections",     "routes",   "route",
-    "proxy_protocol", "proxy_protocol_from", "allow",    "deny"};
-const std::vector<std::string_view> kBuiltinServerKeys = {"name",
-                                                          "proxy_type",
-                                                          "listener",
-                                                          "tls",
-                                                          "timeout",
-                                                          "max_connections",
-                                                          "routes",
-                                                          "route",
-                                                          "trusted_proxies",
-                                                          "max_request_body_bytes",
-                                                          "upstream_http_version",
-                                                          "http2",
-                                                          "max_calls_in_flight",
-                                                          "upstream_max_idle_connections",
-                                                          "filters",
-                                                          "connection_filters",
-                                                          "tcp_splice",
-                                                          "proxy_protocol",
-                                                          "proxy_protocol_from",
-                                                          "allow",
-                                                          "deny"};
+const std::vector<std::string_view> kCommonServerKeys = {"name",
+                                                         "proxy_type",
+                                                         "listener",
+                                                         "tls",
+                                                         "timeout",
+                                                         "max_connections",
+                                                         "routes",
+                                                         "route",
+                                                         "allow",
+                                                         "deny",
+                                                         "proxy_protocol",
+                                                         "proxy_protocol_from",
+                                                         "connection_rate_limit"};
+// What only http, tcp and thrift servers have (each kind checks its own below).
+const std::vector<std::string_view> kBuiltinOnlyServerKeys = {
+    "trusted_proxies", "max_request_body_bytes", "upstream_http_version",
+    "http2",           "max_calls_in_flight",    "upstream_max_idle_connections",
+    "filters",         "connection_filters",     "tcp_splice"};
 
 }  // namespace
 
@@ -82,7 +75,8 @@ void Parser::parse_server(const toml::table& table, const std::string& path, Ser
   if (const toml::node* type = table.get("proxy_type"); type && type->as_string()) {
     kind_schema = catalog_.server_kind(type->as_string()->get());
   }
-  std::vector<std::string_view> allowed = kBuiltinServerKeys;
+  std::vector<std::string_view> allowed = kCommonServerKeys;
+  allowed.insert(allowed.end(), kBuiltinOnlyServerKeys.begin(), kBuiltinOnlyServerKeys.end());
   if (kind_schema) {
     allowed = kCommonServerKeys;
     for (const ParamSpec& spec : kind_schema->specs()) allowed.push_back(spec.key);
@@ -133,6 +127,14 @@ void Parser::parse_server(const toml::table& table, const std::string& path, Ser
                   fmt::format("unknown PROXY protocol mode '{}': expected one of {}", *mode,
                               quoted_list({"off", "v1", "v2", "any"})));
     }
+  }
+  if (const toml::table* limit = r.table("connection_rate_limit")) {
+    TableReader l(errors_, *limit, r.path_of("connection_rate_limit"), {"per_sec", "burst"});
+    std::optional<double> per_sec = l.number("per_sec", 0.001, 1e9);
+    if (!l.has("per_sec")) l.missing("per_sec");
+    std::optional<double> burst = l.number("burst", 1, 1e9);
+    if (per_sec)
+      out.connection_rate_limit = TokenRate{*per_sec, burst ? *burst : std::max(1.0, *per_sec)};
   }
   if (r.has("proxy_protocol_from") && !out.proxy_protocol) {
     errors_.add(r.path_of("proxy_protocol_from"),

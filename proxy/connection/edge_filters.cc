@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -28,6 +29,38 @@ class AccessList final : public ConnectionFilter {
 
  private:
   std::shared_ptr<const AccessListParams> params_;
+};
+
+// One bucket per worker, kept over a reload (a reload is no way to refill the burst).
+class ConnectionRateLimit final : public ConnectionFilter {
+ public:
+  ConnectionRateLimit(TokenRate rate, std::shared_ptr<TokenBucket> bucket)
+      : rate_(rate), bucket_(std::move(bucket)) {}
+  runtime::Task<Result<void>> before_tls(transport::Stream&, IoBuffer&,
+                                         ConnectionContext&) override {
+    if (bucket_->try_take(rate_, runtime::Runtime::current()->now())) co_return ok();
+    co_return Error(ErrorCode::kLimitExceeded, "over connection_rate_limit");
+  }
+  const std::shared_ptr<TokenBucket>& bucket() const { return bucket_; }
+
+ private:
+  TokenRate rate_;
+  std::shared_ptr<TokenBucket> bucket_;
+};
+
+class ConnectionRateLimitFactory final : public ConnectionFilterFactoryOf<ConnectionRateLimit> {
+ public:
+  explicit ConnectionRateLimitFactory(TokenRate worker_rate) : rate_(worker_rate) {}
+  Result<std::shared_ptr<ConnectionRateLimit>> make_via_ref(const ConnectionRateLimit* previous,
+                                                            const Build&) const override {
+    auto bucket = previous
+                      ? previous->bucket()
+                      : std::make_shared<TokenBucket>(rate_, runtime::Runtime::current()->now());
+    return std::make_shared<ConnectionRateLimit>(rate_, std::move(bucket));
+  }
+
+ private:
+  TokenRate rate_;
 };
 
 transport::SocketAddress to_socket_address(const codec::ProxyAddress& a) {
@@ -111,6 +144,13 @@ bool admitted(const AccessListParams& params, const transport::SocketAddress& cl
 
 std::shared_ptr<const ConnectionFilterFactory> access_list_factory(AccessListParams params) {
   return std::make_shared<SharedParamsFactory<AccessList, AccessListParams>>(std::move(params));
+}
+
+std::shared_ptr<const ConnectionFilterFactory> connection_rate_limit_factory(TokenRate rate,
+                                                                             size_t workers) {
+  const double n = static_cast<double>(std::max<size_t>(1, workers));
+  return std::make_shared<ConnectionRateLimitFactory>(
+      TokenRate{rate.per_sec / n, std::max(1.0, rate.burst / n)});
 }
 
 std::shared_ptr<const ConnectionFilterFactory> proxy_protocol_factory(ProxyProtocolParams params) {

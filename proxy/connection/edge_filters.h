@@ -2,20 +2,26 @@
 //
 //   allow / deny          AccessList: refuses clients by address, at accept, before a byte is
 //                         read; where proxy_protocol is on, again on the address it announces.
+//   connection_rate_limit ConnectionRateLimit: closes connections over per_sec (with bursts up to
+//                         `burst`) at accept, after allow/deny on the peer. Each worker has a
+//                         bucket of per_sec / workers (burst / workers, at least 1), so the
+//                         process admits the rate when the kernel spreads connections evenly.
 //   proxy_protocol        ProxyProtocol: reads the PROXY protocol header (codec/proxy_protocol.h)
 //   proxy_protocol_from   before TLS and makes the client it announces the connection's
 //                         effective client (ConnectionContext::client): X-Forwarded-For, access
 //                         logs and the second access-list check use it.
 //
 // A refusal is an error from before_tls: the framework closes the connection and counts it in
-// monolake_connection_filter_closed_total{server,filter} (filter.h). Both are stateless, so a
-// reload simply builds new ones.
+// monolake_connection_filter_closed_total{server,filter} (filter.h). Access lists and the PROXY
+// protocol are stateless, so a reload simply builds new ones; a worker's connection-rate bucket
+// passes to its next generation.
 #pragma once
 
 #include <chrono>
 #include <memory>
 #include <vector>
 
+#include "base/token_bucket.h"
 #include "codec/proxy_protocol.h"
 #include "proxy/connection/filter.h"
 #include "transport/cidr.h"
@@ -45,5 +51,8 @@ struct ProxyProtocolParams {
 // Factories for a server's ConnectionStack (stateless filters, one per worker and generation).
 std::shared_ptr<const ConnectionFilterFactory> access_list_factory(AccessListParams params);
 std::shared_ptr<const ConnectionFilterFactory> proxy_protocol_factory(ProxyProtocolParams params);
+// `rate` is the server's, split here over `workers`.
+std::shared_ptr<const ConnectionFilterFactory> connection_rate_limit_factory(TokenRate rate,
+                                                                             size_t workers);
 
 }  // namespace monolake::proxy::connection

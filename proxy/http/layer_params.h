@@ -4,6 +4,7 @@
 // proxy/config uses these types for the same keys.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,16 @@ struct HeaderRewrite {
   std::vector<std::pair<std::string, std::string>> add;  // set: replaces fields of that name
   std::vector<std::string> remove;
   bool empty() const { return add.empty() && remove.empty(); }
+};
+
+// rate_limit = { requests_per_sec, burst, key, max_keys }: the requests a route admits per key.
+struct RateLimitParams {
+  enum class Key { kSourceIp, kRoute, kHeader };
+  double requests_per_sec = 1;  // for the whole process, split over its workers
+  double burst = 1;             // requests admitted at once after a quiet spell
+  Key key = Key::kSourceIp;
+  std::string header;         // kHeader: the field whose value is the key (lower case)
+  size_t max_keys = 100000;   // keys remembered per worker, least recently used forgotten first
 };
 
 // A CIDR block ("10.0.0.0/8", "::1/128") for trusted_proxies.

@@ -3,6 +3,7 @@
 #include "proxy/http/access_log.h"
 #include "proxy/http/direct_answer.h"
 #include "proxy/http/forward.h"
+#include "proxy/http/rate_limit.h"
 #include "proxy/http/route_table.h"
 
 namespace monolake::proxy::http {
@@ -99,12 +100,18 @@ Result<void> push_filters(const std::vector<config::FilterConfig>& filters,
 Result<HttpStack> http_server_stack(
     const config::ServerConfig& server,
     const std::vector<std::shared_ptr<const tls::ClientContext>>& upstream_tls,
-    const FilterLayerMaker& filters) {
+    const FilterLayerMaker& filters, size_t workers) {
   const std::string server_path = "servers." + server.key;
   std::vector<RouteTableFactory::Route> routes;
   for (size_t r = 0; r < server.routes.size(); ++r) {
     const config::RouteConfig& route = server.routes[r];
     RouteTableFactory::Route entry{route.host, route.path, "", {}};
+    if (route.rate_limit) {
+      // Outermost in the route: a refused request costs no filter's work.
+      entry.stack.push("rate_limit",
+                       std::make_shared<RateLimitFactory>(*route.rate_limit, workers, server.name,
+                                                          route.host + " " + route.path));
+    }
     if (auto pushed = push_filters(route.filters, route.host + " " + route.path,
                                    server_path + ".routes[" + std::to_string(r) + "].filters",
                                    filters, entry.stack);

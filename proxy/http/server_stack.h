@@ -1,7 +1,8 @@
 // The request stack of an HTTP server (`proxy_type = "http"`), declared in one place:
 //
 //   access_log -> server filters -> routes
-//     -> per route: route filters -> { forward (HttpForward) | return (DirectAnswer) }
+//     -> per route: [rate_limit] -> route filters
+//                   -> { forward (HttpForward) | return (DirectAnswer) }
 //
 // Filters are the layers `[[servers.X.filters]]` and a route's `filters` name (registered by
 // the binary: proxy/framework/registry.h), in the file's order. Their identities are
@@ -41,10 +42,11 @@ using FilterLayerMaker = std::function<Result<std::shared_ptr<const HttpStack::L
 // The stack of `server`. `upstream_tls[i]`: route i's TLS client context (nullptr: plain),
 // built on the control thread (it reads CA files). `filters` makes the layers of the filters the
 // server and its routes list (unused when there are none). Made on the control thread; shared
-// by every worker. Fails when a filter cannot be made.
+// by every worker. `workers`: the process's worker count (a route's rate_limit is split over
+// them). Fails when a filter cannot be made.
 Result<HttpStack> http_server_stack(
     const config::ServerConfig& server,
     const std::vector<std::shared_ptr<const tls::ClientContext>>& upstream_tls,
-    const FilterLayerMaker& filters = nullptr);
+    const FilterLayerMaker& filters = nullptr, size_t workers = 1);
 
 }  // namespace monolake::proxy::http

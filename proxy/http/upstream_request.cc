@@ -60,15 +60,6 @@ std::string new_request_id() {
   return id;
 }
 
-// The client's address without the port, for X-Forwarded-For: the effective one a layer set in
-// the request's context (PROXY protocol...), else the connection's peer.
-std::string_view client_ip(const mh::Request& request) {
-  if (request.context && !request.context->client_ip.empty()) return request.context->client_ip;
-  const mh::ConnectionInfo* info = request.connection;
-  if (!info || info->client_ip.empty()) return "unknown";
-  return info->client_ip;
-}
-
 // Whether the client's peer is one of the server's trusted proxies.
 bool trusted(const ForwardOptions& options, const mh::ConnectionInfo* info) {
   if (!info || options.trusted_proxies.empty()) return false;
@@ -118,9 +109,9 @@ void prepare_upstream_head(const ForwardOptions& options, mh::Request& request) 
   std::optional<std::string_view> forwarded = head.headers.get("x-forwarded-for");
   if (forwarded && !forwarded->empty() && trusted(options, request.connection)) {
     head.headers.set("X-Forwarded-For",
-                     std::string(*forwarded) + ", " + std::string(client_ip(request)));
+                     std::string(*forwarded) + ", " + std::string(mh::client_ip(request)));
   } else {
-    head.headers.set("X-Forwarded-For", client_ip(request));
+    head.headers.set("X-Forwarded-For", mh::client_ip(request));
   }
   head.headers.set("X-Forwarded-Proto",
                    request.connection && request.connection->tls ? "https" : "http");

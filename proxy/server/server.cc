@@ -52,13 +52,18 @@ Result<std::shared_ptr<const http::HttpStack::Layer>> make_filter(
 // The server's `connection_filters`, each made by the maker the registry has under its name.
 Result<connection::ConnectionStack> connection_filter_stack(const config::Config& config,
                                                             const framework::Registry* registry,
-                                                            const config::ServerConfig& server) {
+                                                            const config::ServerConfig& server,
+                                                            size_t workers) {
   connection::ConnectionStack stack;
-  // allow/deny on the socket's peer, the PROXY protocol header, allow/deny on the client it
-  // announces; then the user's layers (connection/edge_filters.h).
+  // allow/deny on the socket's peer, connection_rate_limit, the PROXY protocol header,
+  // allow/deny on the client it announces; then the user's layers (connection/edge_filters.h).
   connection::AccessListParams access{server.allow, server.deny};
   if (!access.empty()) {
     stack.push("allow_deny", "allow_deny", connection::access_list_factory(access));
+  }
+  if (server.connection_rate_limit) {
+    stack.push("connection_rate_limit", "connection_rate_limit",
+               connection::connection_rate_limit_factory(*server.connection_rate_limit, workers));
   }
   if (server.proxy_protocol) {
     connection::ProxyProtocolParams params;
@@ -256,7 +261,7 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
     entry.name = server.name;
     entry.tls = tls_context != nullptr;
     Result<connection::ConnectionStack> connection_filters =
-        connection_filter_stack(config, registry_.get(), server);
+        connection_filter_stack(config, registry_.get(), server, worker_states_.size());
     if (!connection_filters) {
       problem(connection_filters.error());
       continue;
@@ -328,7 +333,8 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
                                            const std::string& route, const std::string& key_path) {
         return make_filter(config, registry, server, filter, route, key_path);
       };
-      Result<http::HttpStack> stack = http::http_server_stack(server, upstream_tls, filters);
+      Result<http::HttpStack> stack =
+          http::http_server_stack(server, upstream_tls, filters, worker_states_.size());
       if (!stack) {
         problem(stack.error());
         continue;

@@ -63,6 +63,10 @@ class Parser {
   bool parse_route(const toml::table& table, const std::string& path, ProxyType proxy_type,
                    RouteConfig& out);
 
+  // A route's rate_limit table; nothing when it has errors (reported).
+  std::optional<RateLimitParams> parse_rate_limit(const toml::table& table,
+                                                  const std::string& path);
+
   // method = "name" | ["a", "b"]: Thrift method names (non-empty, no spaces).
   void parse_methods(const toml::node& node, const std::string& path,
                      std::vector<std::string>& out);

@@ -157,6 +157,24 @@ class TableReader {
     return value;
   }
 
+  // An integer or a float, in [min, max] (rates: "0.5" a second is a rate too).
+  std::optional<double> number(std::string_view key, double min, double max) {
+    const toml::node* node = get(key);
+    if (!node) return std::nullopt;
+    std::optional<double> value;
+    if (const auto* i = node->as_integer()) value = static_cast<double>(i->get());
+    if (const auto* f = node->as_floating_point()) value = f->get();
+    if (!value) {
+      errors_.add(path_of(key), fmt::format("expected a number, got {}", type_phrase(node->type())));
+      return std::nullopt;
+    }
+    if (!(*value >= min && *value <= max)) {  // also refuses nan
+      errors_.add(path_of(key), fmt::format("must be between {} and {}, got {}", min, max, *value));
+      return std::nullopt;
+    }
+    return value;
+  }
+
   std::optional<bool> boolean(std::string_view key) {
     const toml::node* node = get(key);
     if (!node) return std::nullopt;
