@@ -169,4 +169,61 @@ Result<std::optional<ProxyHeader>> parse_proxy_header(std::string_view data,
   return malformed("the connection does not start with a v1 or v2 header");
 }
 
+namespace {
+
+// `a` as IPv4-mapped IPv6 (::ffff:a.b.c.d) when it is IPv4.
+ProxyAddress as_ipv6(const ProxyAddress& a) {
+  if (a.family == AF_INET6) return a;
+  ProxyAddress mapped;
+  mapped.family = AF_INET6;
+  mapped.port = a.port;
+  mapped.address[10] = mapped.address[11] = 0xff;
+  std::memcpy(mapped.address.data() + 12, a.address.data(), 4);
+  return mapped;
+}
+
+std::string v1_address(const ProxyAddress& a) {
+  char text[INET6_ADDRSTRLEN] = {};
+  ::inet_ntop(a.family, a.address.data(), text, sizeof(text));
+  return text;
+}
+
+void put_u16(std::string& out, uint16_t v) {
+  out.push_back(static_cast<char>(v >> 8));
+  out.push_back(static_cast<char>(v & 0xff));
+}
+
+}  // namespace
+
+std::string format_proxy_header(int version, const std::optional<ProxyAddress>& source,
+                                const std::optional<ProxyAddress>& destination) {
+  std::optional<ProxyAddress> from = source, to = destination;
+  const auto known = [](const std::optional<ProxyAddress>& a) {
+    return a && (a->family == AF_INET || a->family == AF_INET6);
+  };
+  if (!known(from) || !known(to)) from.reset(), to.reset();
+  if (from && from->family != to->family) from = as_ipv6(*from), to = as_ipv6(*to);
+  if (version == 1) {
+    if (!from) return "PROXY UNKNOWN\r\n";
+    return std::string(kV1Prefix) + (from->family == AF_INET ? "TCP4 " : "TCP6 ") +
+           v1_address(*from) + " " + v1_address(*to) + " " + std::to_string(from->port) + " " +
+           std::to_string(to->port) + "\r\n";
+  }
+  std::string out(kV2Signature);
+  out.push_back(0x21);  // version 2, command PROXY
+  if (!from) {
+    out.push_back(0x00);  // UNSPEC
+    put_u16(out, 0);
+    return out;
+  }
+  const size_t address_bytes = from->family == AF_INET ? 4 : 16;
+  out.push_back(from->family == AF_INET ? 0x11 : 0x21);  // TCP over IPv4 / IPv6
+  put_u16(out, static_cast<uint16_t>(2 * address_bytes + 4));
+  out.append(reinterpret_cast<const char*>(from->address.data()), address_bytes);
+  out.append(reinterpret_cast<const char*>(to->address.data()), address_bytes);
+  put_u16(out, from->port);
+  put_u16(out, to->port);
+  return out;
+}
+
 }  // namespace monolake::codec

@@ -9,12 +9,14 @@
 //       Command LOCAL (a balancer's own health check) carries no address.
 //
 // Only the source (client) and destination addresses are returned; v2 TLVs are skipped.
+// format_proxy_header() writes the header a proxy sends to its upstreams.
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "base/result.h"
@@ -50,5 +52,14 @@ struct ProxyHeader {
 // a header of an accepted version, malformed; kLimitExceeded: longer than the limits above).
 Result<std::optional<ProxyHeader>> parse_proxy_header(std::string_view data,
                                                       ProxyVersions accepted);
+
+// The header a proxy writes first on its connection to an upstream (send_proxy_protocol):
+// version 1 or 2, announcing `source` (the client) and `destination` (the address the client
+// connected to). Without both addresses, or with addresses of two families that cannot be
+// reconciled, it announces no address: v1 "PROXY UNKNOWN", v2 PROXY with family UNSPEC (the
+// receiver uses the connection's own addresses). An IPv4 address beside an IPv6 one is written
+// as IPv4-mapped IPv6, so one header carries both.
+std::string format_proxy_header(int version, const std::optional<ProxyAddress>& source,
+                                const std::optional<ProxyAddress>& destination);
 
 }  // namespace monolake::codec

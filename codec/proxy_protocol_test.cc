@@ -172,5 +172,48 @@ TEST(ProxyProtocol, AcceptedVersions) {
   EXPECT_EQ(error_of("G"), ErrorCode::kProtocol);
 }
 
+ProxyAddress address(const char* text, uint16_t port) {
+  ProxyAddress a;
+  a.family = std::string_view(text).find(':') != std::string_view::npos ? AF_INET6 : AF_INET;
+  ::inet_pton(a.family, text, a.address.data());
+  a.port = port;
+  return a;
+}
+
+TEST(ProxyProtocolFormat, WhatIsWrittenParsesBackInBothVersions) {
+  const ProxyAddress v4c = address("192.0.2.1", 51000), v4d = address("198.51.100.2", 443);
+  const ProxyAddress v6c = address("2001:db8::1", 40000), v6d = address("2001:db8::2", 8443);
+  EXPECT_EQ(format_proxy_header(1, v4c, v4d), "PROXY TCP4 192.0.2.1 198.51.100.2 51000 443\r\n");
+  EXPECT_EQ(format_proxy_header(1, v6c, v6d), "PROXY TCP6 2001:db8::1 2001:db8::2 40000 8443\r\n");
+  for (int version : {1, 2}) {
+    for (const auto& [client, local] : {std::pair{v4c, v4d}, std::pair{v6c, v6d}}) {
+      const std::string header = format_proxy_header(version, client, local);
+      ProxyHeader h = parsed(header);
+      EXPECT_EQ(h.version, version);
+      EXPECT_EQ(h.length, header.size());
+      ASSERT_TRUE(h.source && h.destination);
+      EXPECT_EQ(text_of(*h.source), text_of(client));
+      EXPECT_EQ(text_of(*h.destination), text_of(local));
+    }
+  }
+  EXPECT_EQ(format_proxy_header(2, v4c, v4d).size(), 16u + 12u);
+  EXPECT_EQ(format_proxy_header(2, v6c, v6d).size(), 16u + 36u);
+}
+
+TEST(ProxyProtocolFormat, AnIpv4ClientOnAnIpv6ListenerIsMapped) {
+  ProxyHeader h = parsed(format_proxy_header(1, address("192.0.2.1", 5000), address("::1", 80)));
+  ASSERT_TRUE(h.source);
+  EXPECT_EQ(text_of(*h.source), "::ffff:192.0.2.1:5000");
+}
+
+TEST(ProxyProtocolFormat, NoAddressMeansUnknownOrUnspec) {
+  EXPECT_EQ(format_proxy_header(1, std::nullopt, address("192.0.2.1", 80)), "PROXY UNKNOWN\r\n");
+  const std::string v2_unspec = format_proxy_header(2, std::nullopt, std::nullopt);
+  EXPECT_EQ(v2_unspec, kSig + std::string("\x21\x00\x00\x00", 4));
+  ProxyHeader h = parsed(v2_unspec);
+  EXPECT_FALSE(h.source.has_value());
+  EXPECT_EQ(h.length, 16u);
+}
+
 }  // namespace
 }  // namespace monolake::codec

@@ -21,11 +21,17 @@ namespace monolake::http {
 
 // The client connection a request came on (for X-Forwarded-*, routing and logs).
 struct ConnectionInfo {
-  transport::SocketAddress peer;
-  std::string peer_text;  // peer.to_string(), made once per connection
-  std::string client_ip;  // the peer's address without the port ("unix" for Unix sockets)
+  transport::SocketAddress peer;  // the effective client (a PROXY header's, else the socket's)
+  std::string peer_text;          // peer.to_string(), made once per connection
+  std::string client_ip;          // the peer's address without the port ("unix" for Unix sockets)
+  // The address the client connected to; set only when a route needs it (send_proxy_protocol).
+  transport::SocketAddress local;
   bool tls = false;
   std::string server_name;  // SNI, with TLS
+  // What request layers keep for the life of this connection, one value per type (a route's
+  // upstream connections that announced this client). Mutable: requests see the connection
+  // through a const pointer; destroyed when the connection ends.
+  mutable TypedSlots slots;
 };
 
 // The per-request context: what one layer of a chain writes and a later one (or the access log)

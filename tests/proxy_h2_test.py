@@ -23,7 +23,6 @@ import shutil
 import signal
 import socket
 import socketserver
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -137,6 +136,10 @@ class Upstream(socketserver.ThreadingMixIn, http.server.HTTPServer):
 _servers = []
 
 
+def certs():
+    return pt.test_certs(MAKE_CERTS, DIR)
+
+
 def python_upstream():
     server = Upstream(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -191,12 +194,6 @@ def curl(*args, timeout=30):
                        capture_output=True, timeout=timeout + 10)
     return r
 
-
-def certs():
-    d = os.path.join(DIR, "certs")
-    if not os.path.exists(os.path.join(d, "a.pem")):
-        subprocess.run([MAKE_CERTS, d], check=True, timeout=60, capture_output=True)
-    return d
 
 
 def no_quarantine():

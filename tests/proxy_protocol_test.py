@@ -20,7 +20,6 @@ import os
 import socket
 import ssl
 import struct
-import subprocess
 import sys
 import time
 
@@ -33,11 +32,9 @@ DIR = pt.tmpdir()
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
 
+
 def certs():
-    path = os.path.join(DIR, "certs")
-    if not os.path.exists(os.path.join(path, "a.pem")):
-        subprocess.run([MAKE_CERTS, path], check=True, timeout=60, capture_output=True)
-    return path
+    return pt.test_certs(MAKE_CERTS, DIR)
 
 
 def v2_header(source, sport, dest="127.0.0.1", dport=80, command=0x21):
@@ -48,30 +45,13 @@ def v2_header(source, sport, dest="127.0.0.1", dport=80, command=0x21):
     return V2_SIG + bytes([command, family]) + struct.pack("!H", len(body)) + body
 
 
-def connect_from(source, port, timeout=10):
-    s = socket.socket()
-    s.settimeout(timeout)
-    s.bind((source, 0))
-    s.connect(("127.0.0.1", port))
-    return s
 
 
-def read_all(s):
-    data = b""
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    except ConnectionResetError:
-        pass
-    return data
 
 
 def http_get(s, host="a.test"):
     s.sendall(b"GET /who HTTP/1.1\r\nHost: " + host.encode() + b"\r\nConnection: close\r\n\r\n")
-    return read_all(s)
+    return pt.read_all(s)
 
 
 def closed_count(admin, server, layer):
@@ -156,7 +136,7 @@ def setup():
 def test_haproxy_send_proxy_v1_gives_the_client_address():
     s = setup()
     for source in ("127.0.0.5", "127.0.0.6"):
-        with connect_from(source, s.h1) as c:
+        with pt.connect_from(source, s.h1) as c:
             reply = http_get(c)
         assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
         assert reply.endswith(b"xff=%s\n" % source.encode()), reply
@@ -165,7 +145,7 @@ def test_haproxy_send_proxy_v1_gives_the_client_address():
 def test_haproxy_send_proxy_v2_before_tls_and_its_local_health_checks():
     s = setup()
     context = ssl.create_default_context(cafile=certs() + "/ca.pem")
-    raw = connect_from("127.0.0.7", s.h2)
+    raw = pt.connect_from("127.0.0.7", s.h2)
     with context.wrap_socket(raw, server_hostname="a.test") as c:
         reply = http_get(c)
     assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
@@ -185,7 +165,7 @@ def test_hand_written_headers_on_a_tcp_server():
     ]
     for header in cases:
         for split in (False, True):
-            with connect_from("127.0.0.1", s.any_port) as c:
+            with pt.connect_from("127.0.0.1", s.any_port) as c:
                 payload = b"payload after the header"
                 if split:  # the header in three pieces, the payload with its last piece
                     c.sendall(header[:3])
@@ -196,16 +176,16 @@ def test_hand_written_headers_on_a_tcp_server():
                 else:
                     c.sendall(header + payload)
                 c.shutdown(socket.SHUT_WR)
-                got = read_all(c)
+                got = pt.read_all(c)
             assert got == payload, (header, split, got)
 
 
 def expect_refused(port, data, server, layer, admin, source="127.0.0.1"):
     before = closed_count(admin, server, layer)
-    with connect_from(source, port) as c:
+    with pt.connect_from(source, port) as c:
         if data:
             c.sendall(data)
-        got = read_all(c)
+        got = pt.read_all(c)
     assert got == b"", (data, got[:200])
     pt.wait_until(lambda: closed_count(admin, server, layer) == before + 1, 5,
                   "the refusal of %r counted" % data[:40])
@@ -225,14 +205,14 @@ def test_missing_malformed_oversized_and_slow_headers_close_the_connection():
     expect_refused(s.v2_port, V2_SIG[:6], "v2tls", layer, s.admin)
     assert time.monotonic() - start < 5
     # The proxy still serves.
-    with connect_from("127.0.0.8", s.h1) as c:
+    with pt.connect_from("127.0.0.8", s.h1) as c:
         assert http_get(c).endswith(b"xff=127.0.0.8\n")
 
 
 def test_allow_deny_on_the_peer_and_on_the_announced_client():
     s = setup()
     # A peer outside proxy_protocol_from speaks plain HTTP (no header read) ...
-    with connect_from("127.0.0.3", s.acl_port) as c:
+    with pt.connect_from("127.0.0.3", s.acl_port) as c:
         reply = http_get(c)
     assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"xff=127.0.0.3\n"), reply
     # ... unless it is denied: refused at accept, before a byte is read.
@@ -240,7 +220,7 @@ def test_allow_deny_on_the_peer_and_on_the_announced_client():
     # The balancer (127.0.0.1) announces clients: a denied one is refused by the second check.
     expect_refused(s.acl_port, b"PROXY TCP4 192.0.2.66 127.0.0.1 5 80\r\n", "acl",
                    "filter[allow_deny_announced]", s.admin)
-    with connect_from("127.0.0.1", s.acl_port) as c:
+    with pt.connect_from("127.0.0.1", s.acl_port) as c:
         c.sendall(b"PROXY TCP4 192.0.2.9 127.0.0.1 5 80\r\n")
         reply = http_get(c)
     assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"xff=192.0.2.9\n"), reply
@@ -253,7 +233,7 @@ def test_bad_keys_name_the_key_and_keep_the_running_config():
     bad = good.replace('deny = ["127.0.0.2", "192.0.2.66"]', 'deny = ["127.0.0.2/40"]')
     assert s.ml.reload(bad) is False
     assert "servers.acl.deny[0]: '127.0.0.2/40' is not an IP address or CIDR block" in s.ml.err()
-    with connect_from("127.0.0.9", s.h1) as c:
+    with pt.connect_from("127.0.0.9", s.h1) as c:
         assert http_get(c).endswith(b"xff=127.0.0.9\n")
     assert s.ml.reload(good)
 

@@ -33,11 +33,9 @@ DIR = pt.tmpdir()
 SHORT = tempfile.mkdtemp(prefix="ml-up-", dir="/tmp")
 
 
+
 def certs():
-    path = os.path.join(DIR, "certs")
-    if not os.path.exists(os.path.join(path, "a.pem")):
-        subprocess.run([MAKE_CERTS, path], check=True, timeout=60, capture_output=True)
-    return path
+    return pt.test_certs(MAKE_CERTS, DIR)
 
 
 def config(http_port, https_port, tcp_port, nginx_port, echo_port, extra=""):

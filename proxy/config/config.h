@@ -152,6 +152,10 @@ struct RouteConfig {
   LoadBalancer load_balancer = LoadBalancer::kRoundRobin;
   // thrift: the method names this route serves (`method = "name"` or a list); empty: any.
   std::vector<std::string> methods;
+  // http, tcp: the PROXY protocol version (1 or 2) whose header is written first on every
+  // upstream connection, announcing the client; http upstream connections then serve one client
+  // connection each.
+  std::optional<int> send_proxy_protocol;
   // http: requests over this rate (per key) are answered 429 before the route's filters.
   std::optional<RateLimitParams> rate_limit;
   // http: request layers of this route, in order, after routing and before forward/return.

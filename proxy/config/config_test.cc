@@ -595,6 +595,55 @@ upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:5432" } }]
   expect_line(message, "servers.db.routes[0].rate_limit", "only http routes limit requests");
 }
 
+TEST(ConfigTest, SendProxyProtocolOnHttpAndTcpRoutes) {
+  Result<Config> config = parse(R"(
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:8080" }
+[[servers.web.routes]]
+path = "/"
+send_proxy_protocol = "v2"
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9000" } }]
+[servers.db]
+proxy_type = "tcp"
+listener = { type = "socket", value = "127.0.0.1:15432" }
+[servers.db.route]
+send_proxy_protocol = "v1"
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:5432" } }]
+)");
+  ASSERT_TRUE(config) << config.error().message();
+  EXPECT_EQ(config->servers[0].routes[0].send_proxy_protocol, 1);
+  EXPECT_EQ(config->servers[1].routes[0].send_proxy_protocol, 2);
+  EXPECT_FALSE(parse(kMinimal)->servers[0].routes[0].send_proxy_protocol.has_value());
+
+  std::string message = error_of(std::string(kMinimal) + R"(
+[servers.other]
+listener = { type = "socket", value = "127.0.0.1:8081" }
+[[servers.other.routes]]
+path = "/"
+send_proxy_protocol = "v3"
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9093" } }]
+[servers.h2]
+listener = { type = "socket", value = "127.0.0.1:8082" }
+upstream_http_version = "http2"
+[[servers.h2.routes]]
+path = "/"
+send_proxy_protocol = "v1"
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9093" } }]
+[servers.rpc]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:8083" }
+[[servers.rpc.routes]]
+send_proxy_protocol = "v1"
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9093" } }]
+)");
+  expect_line(message, "servers.other.routes[0].send_proxy_protocol",
+              "unknown PROXY protocol version 'v3'");
+  expect_line(message, "servers.h2.routes[0].send_proxy_protocol",
+              "HTTP/2 upstream connections are shared");
+  expect_line(message, "servers.rpc.routes[0].send_proxy_protocol",
+              "only http and tcp routes send a PROXY header");
+}
+
 TEST(ConfigTest, TcpSpliceDefaultsOnAndBelongsToTcpServers) {
   const std::string tcp = R"(
 [servers.db]

@@ -146,8 +146,8 @@ void Parser::parse_filters(const toml::array& list, const std::string& path,
       continue;
     }
     filter.name = name->as_string()->get();
-    const ParamSchema* schema = connection ? catalog_.connection_filter(filter.name)
-                                           : catalog_.filter(filter.name);
+    const ParamSchema* schema =
+        connection ? catalog_.connection_filter(filter.name) : catalog_.filter(filter.name);
     if (!schema) {
       errors_.add(child(item_path, "name"),
                   fmt::format("unknown {} '{}' ({})", what, filter.name,

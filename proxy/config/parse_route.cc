@@ -8,15 +8,27 @@ namespace monolake::proxy::config::internal {
 bool Parser::parse_route(const toml::table& table, const std::string& path, ProxyType proxy_type,
                          RouteConfig& out) {
   size_t errors_before = errors_.size();
-  TableReader r(errors_, table, path,
-                {"path", "upstreams", "load_balancer", "host", "return", "upstream_tls",
-                 "host_rewrite", "strip_prefix", "add_prefix", "request_headers",
-                 "response_headers", "websocket", "method", "filters", "rate_limit"});
+  TableReader r(
+      errors_, table, path,
+      {"path", "upstreams", "load_balancer", "host", "return", "upstream_tls", "host_rewrite",
+       "strip_prefix", "add_prefix", "request_headers", "response_headers", "websocket", "method",
+       "filters", "rate_limit", "send_proxy_protocol"});
   if (const toml::array* filters = r.array("filters")) {
     if (proxy_type != ProxyType::kHttp) {
       fail(r.path_of("filters"), "only http routes have request filters");
     } else {
       parse_filters(*filters, r.path_of("filters"), out.filters);
+    }
+  }
+  if (std::optional<std::string> send = r.string("send_proxy_protocol")) {
+    if (proxy_type != ProxyType::kHttp && proxy_type != ProxyType::kTcp) {
+      fail(r.path_of("send_proxy_protocol"), "only http and tcp routes send a PROXY header");
+    } else if (*send == "v1" || *send == "v2") {
+      out.send_proxy_protocol = *send == "v1" ? 1 : 2;
+    } else {
+      fail(r.path_of("send_proxy_protocol"),
+           fmt::format("unknown PROXY protocol version '{}': expected {}", *send,
+                       quoted_list({"v1", "v2"})));
     }
   }
   if (r.has("rate_limit")) {

@@ -214,7 +214,8 @@ void Parser::parse_server(const toml::table& table, const std::string& path, Ser
   } else if (has_route) {
     if (const toml::table* route = r.table("route")) {
       RouteConfig parsed;
-      if (parse_route(*route, r.path_of("route"), out.proxy_type, parsed)) {
+      if (parse_route(*route, r.path_of("route"), out.proxy_type, parsed) &&
+          check_send_proxy_protocol(out, parsed, r.path_of("route"))) {
         out.routes.push_back(std::move(parsed));
       }
     }
@@ -231,7 +232,10 @@ void Parser::parse_server(const toml::table& table, const std::string& path, Ser
         continue;
       }
       RouteConfig parsed;
-      if (!parse_route(*route, route_path, out.proxy_type, parsed)) continue;
+      if (!parse_route(*route, route_path, out.proxy_type, parsed) ||
+          !check_send_proxy_protocol(out, parsed, route_path)) {
+        continue;
+      }
       if (out.proxy_type == ProxyType::kHttp) {
         auto [it, inserted] = seen.emplace(parsed.host + " " + parsed.path, i);
         if (!inserted) {
@@ -249,6 +253,20 @@ void Parser::parse_server(const toml::table& table, const std::string& path, Ser
                                            proxy_type_name(out.proxy_type), routes->size()));
     }
   }
+}
+
+// An HTTP/2 upstream connection carries many clients' requests, so no one client's address can
+// be announced on it.
+bool Parser::check_send_proxy_protocol(const ServerConfig& server, const RouteConfig& route,
+                                       const std::string& route_path) {
+  if (!route.send_proxy_protocol || server.upstream_http_version != UpstreamHttpVersion::kHttp2) {
+    return true;
+  }
+  errors_.add(child(route_path, "send_proxy_protocol"),
+              "HTTP/2 upstream connections are shared by clients, so they cannot announce one: "
+              "with send_proxy_protocol, upstream_http_version is \"http11\" or \"auto\" "
+              "(HTTP/1.1 to this route's upstreams)");
+  return false;
 }
 
 void Parser::parse_listener(const toml::table& table, const std::string& path,

@@ -19,6 +19,9 @@ struct ConnectionContext {
   // The effective client: `peer` unless a layer learns better (a PROXY protocol header). The
   // HTTP stack uses it for X-Forwarded-For, the access logs print it.
   transport::SocketAddress client;
+  // The address the client connected to, read only for servers with a route that announces
+  // the client to its upstreams (send_proxy_protocol); unset otherwise.
+  transport::SocketAddress local;
 
   // Set once the TLS handshake is done (after_tls layers see them); empty on plain listeners.
   bool tls = false;

@@ -1,13 +1,11 @@
 #include "proxy/connection/edge_filters.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <cstring>
 #include <string>
 #include <utility>
 
+#include "proxy/connection/proxy_header.h"
 #include "runtime/runtime.h"
 
 namespace monolake::proxy::connection {
@@ -62,25 +60,6 @@ class ConnectionRateLimitFactory final : public ConnectionFilterFactoryOf<Connec
  private:
   TokenRate rate_;
 };
-
-transport::SocketAddress to_socket_address(const codec::ProxyAddress& a) {
-  sockaddr_storage storage{};
-  socklen_t len = 0;
-  if (a.family == AF_INET) {
-    auto* in = reinterpret_cast<sockaddr_in*>(&storage);
-    in->sin_family = AF_INET;
-    in->sin_port = htons(a.port);
-    std::memcpy(&in->sin_addr, a.address.data(), 4);
-    len = sizeof(sockaddr_in);
-  } else {
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&storage);
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(a.port);
-    std::memcpy(&in6->sin6_addr, a.address.data(), 16);
-    len = sizeof(sockaddr_in6);
-  }
-  return transport::SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&storage), len);
-}
 
 class ProxyProtocol final : public ConnectionFilter {
  public:

@@ -61,6 +61,7 @@ Task<void> serve_connection(transport::Stream stream, IoBuffer read_ahead,
                             connection::ConnectionRun& layers, ConnectionOptions options,
                             const bool* draining, ChainSource chains, H2Served h2_served) {
   mh::ConnectionInfo info = connection_info(context.client);
+  info.local = context.local;
   options.h1.draining = draining;
   const mh::h1::Handler handler = handler_of(std::move(chains));
   if (options.tls) {

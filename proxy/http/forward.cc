@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "proxy/connection/proxy_header.h"
 #include "proxy/http/access_log.h"
 #include "proxy/http/upstream_request.h"
 #include "runtime/runtime.h"
@@ -222,6 +223,7 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
       continue;  // could not connect: the next upstream, if retryable
     }
 
+    const std::shared_ptr<ConnectionPool> pool = pool_for(request);
     bool stale_retry_left = true;  // one retry when a pooled connection turns out dead
     while (true) {
       // An upgraded connection is never pooled and never reused: take a fresh one. A request
@@ -232,7 +234,7 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
       const bool stale_retry = retryable && !stale_retry_left;
       const bool probe = !retryable;
       std::unique_ptr<ClientConnection> conn =
-          upgrade || stale_retry ? nullptr : pool_->take(key, probe);
+          upgrade || stale_retry || !pool ? nullptr : pool->take(key, probe);
       const bool reused = conn != nullptr;
       if (!conn) {
         Result<transport::Stream> stream =
@@ -243,6 +245,14 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
           last_error = "connect " + key + ": " + stream.error().to_string();
           ML_LOG(kWarn, "http: upstream {} failed: {}", key, stream.error().to_string());
           break;  // next attempt (another upstream), if retryable
+        }
+        if (options_.send_proxy_protocol) {
+          // Before TLS, as the upstream's PROXY protocol listener expects it.
+          Result<void> announced = co_await announce_client(*stream, request);
+          if (!announced) {
+            last_error = "send PROXY header to " + key + ": " + announced.error().to_string();
+            break;
+          }
         }
         std::unique_ptr<transport::ByteStream> bytes;
         if (options_.tls) {
@@ -322,19 +332,56 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
         apply_header_rewrite(options_.response_headers, response.head.headers);
       }
       upstreams_->begin(index);
-      std::weak_ptr<ConnectionPool> pool = pool_;
+      std::weak_ptr<ConnectionPool> weak_pool = pool;
       std::shared_ptr<UpstreamSet> set = upstreams_;
       response.body = ClientConnection::take_body(
           std::move(conn), options_.response_timeout,
-          [pool, key, set, index](std::unique_ptr<ClientConnection> c, bool reusable) {
+          [weak_pool, key, set, index](std::unique_ptr<ClientConnection> c, bool reusable) {
             set->end(index);
             if (!reusable) return;
-            if (auto p = pool.lock()) p->give(key, std::move(c));
+            if (auto p = weak_pool.lock()) p->give(key, std::move(c));
           });
       co_return response;
     }
   }
   co_return error_response(request, 502, last_error);
+}
+
+namespace {
+
+// The pool of one client connection's upstream connections (send_proxy_protocol), in its slots.
+struct ClientOwnedPool {
+  std::shared_ptr<ConnectionPool> pool;
+};
+// A client connection's own pool keeps a few idle connections per upstream: enough for the
+// concurrent streams of one HTTP/2 client in the common case, few enough that many clients do
+// not pile up idle upstream connections.
+constexpr size_t kClientOwnedIdlePerUpstream = 8;
+
+}  // namespace
+
+std::shared_ptr<ConnectionPool> HttpForward::pool_for(const mh::Request& request) const {
+  if (!options_.send_proxy_protocol) return pool_;
+  if (!request.connection) return nullptr;
+  TypedSlots& slots = request.connection->slots;
+  if (ClientOwnedPool* owned = slots.get<ClientOwnedPool>()) return owned->pool;
+  ConnectionPool::Options options = pool_->options();
+  options.max_idle_per_upstream =
+      std::min(options.max_idle_per_upstream, kClientOwnedIdlePerUpstream);
+  return slots.set(ClientOwnedPool{std::make_shared<ConnectionPool>(options)}).pool;
+}
+
+Task<Result<void>> HttpForward::announce_client(transport::Stream& upstream,
+                                                const mh::Request& request) const {
+  transport::SocketAddress client, local;
+  if (request.connection) {
+    client = request.connection->peer;
+    local = request.connection->local;
+  }
+  auto [written, unused] = co_await upstream.write_all(
+      IoBuffer::copy_of(connection::proxy_header_for(options_.send_proxy_protocol, client, local)));
+  if (!written) co_return std::move(written).error();
+  co_return ok();
 }
 
 const std::string& HttpForward::pool_key(size_t index) {
@@ -348,6 +395,9 @@ const std::string& HttpForward::pool_key(size_t index) {
                                                  static_cast<const void*>(options_.tls.get()),
                                                  options_.server_names.at(i), address)
                                    : address);
+      // Connections that announced a client are told apart from those that did not.
+      if (options_.send_proxy_protocol)
+        keys_.back() += "|proxy-v" + std::to_string(options_.send_proxy_protocol);
     }
   }
   return keys_[index];

@@ -14,8 +14,8 @@
 
 #include "http/h1/codec.h"
 #include "http/h2/options.h"
-#include "proxy/http/layer_params.h"
 #include "proxy/http/http_service.h"
+#include "proxy/http/layer_params.h"
 #include "proxy/http/pool.h"
 #include "proxy/metrics/metrics.h"
 #include "proxy/service/stack.h"
@@ -44,6 +44,10 @@ struct ForwardOptions {
   std::optional<std::chrono::nanoseconds> tunnel_idle_timeout;
   UpstreamHttpVersion version = UpstreamHttpVersion::kHttp11;
   monolake::http::h2::Options h2;
+  // send_proxy_protocol: 1 or 2 writes a PROXY header announcing the client first on each
+  // upstream connection, which then serves only that client connection (its pool lives in the
+  // client connection: ConnectionInfo::slots); 0: none. HTTP/1.1 only.
+  int send_proxy_protocol = 0;
 };
 
 class HttpForward final : public HttpService {
@@ -58,6 +62,12 @@ class HttpForward final : public HttpService {
   const std::shared_ptr<UpstreamSet>& upstreams() const { return upstreams_; }
 
  private:
+  // The pool idle connections for `request` are taken from and given to: the worker's, or with
+  // send_proxy_protocol the client connection's own (nullptr: none, never pooled).
+  std::shared_ptr<ConnectionPool> pool_for(const monolake::http::Request& request) const;
+  // send_proxy_protocol: writes the header announcing the request's client connection.
+  Task<Result<void>> announce_client(transport::Stream& upstream,
+                                     const monolake::http::Request& request) const;
   // The pool key of upstream `index` (address text, and the TLS name), made once.
   const std::string& pool_key(size_t index);
   // Whether this request goes over HTTP/2 to upstream `key` (h2, or auto with ALPN h2 seen).

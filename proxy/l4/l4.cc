@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "base/log.h"
+#include "proxy/connection/proxy_header.h"
 #include "proxy/upstream/connect.h"
 #include "runtime/runtime.h"
 #include "transport/copy.h"
@@ -27,6 +28,13 @@ Task<Result<Outcome>> TcpForward::call(Connection connection) {
       co_await connect_upstream(*upstreams_, options_.connect_timeout, "l4", &outcome.upstream);
   if (!connected) co_return failed("connect", std::move(connected).error(), std::move(outcome));
   const InFlight active(*upstreams_, connected->index);
+  if (options_.send_proxy_protocol) {
+    const transport::SocketAddress local =
+        connection.context ? connection.context->local : transport::SocketAddress();
+    auto [written, unused] = co_await connected->stream.write_all(IoBuffer::copy_of(
+        connection::proxy_header_for(options_.send_proxy_protocol, connection.peer, local)));
+    if (!written) co_return failed("connect", std::move(written).error(), std::move(outcome));
+  }
   // What the connection layers read ahead goes first (on a TLS listener, TlsTerminate took it).
   if (const size_t early = connection.read_ahead.size(); early > 0) {
     auto [written, unused] = co_await connected->stream.write_all(std::move(connection.read_ahead));
@@ -61,8 +69,8 @@ Task<Result<Outcome>> TlsTerminate::call(Connection connection) {
       std::move(connection.stream), std::exchange(connection.read_ahead, IoBuffer()));
   if (!secured) co_return failed("tls", std::move(secured).error());
   if (connection.layers) {
-    if (Result<void> passed = connection.layers->after_tls(
-            secured->server_name(), secured->alpn(), secured->peer_subject());
+    if (Result<void> passed = connection.layers->after_tls(secured->server_name(), secured->alpn(),
+                                                           secured->peer_subject());
         !passed) {
       co_return failed("connection_filter", std::move(passed).error());
     }
@@ -160,6 +168,7 @@ Result<L4Stack> l4_server_stack(const config::ServerConfig& server,
   forward.options.connect_timeout = server.timeout.upstream_connect;
   if (server.timeout.tcp_idle.count() > 0) forward.options.idle_timeout = server.timeout.tcp_idle;
   forward.options.zero_copy = server.tcp_splice;
+  forward.options.send_proxy_protocol = route.send_proxy_protocol.value_or(0);
   return connection_stack(server.name, std::move(tls_context), "forward",
                           std::make_shared<TcpForwardFactory>(std::move(forward)));
 }

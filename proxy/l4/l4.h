@@ -44,6 +44,9 @@ class TcpForward final : public L4Service {
     std::optional<std::chrono::nanoseconds> idle_timeout;  // absent: none
     // Plain TCP on both sides: splice(2) instead of copying (TLS connections always copy).
     bool zero_copy = true;
+    // send_proxy_protocol: 1 or 2 writes a PROXY header announcing the client first on the
+    // upstream connection; 0: none.
+    int send_proxy_protocol = 0;
   };
   TcpForward(std::shared_ptr<UpstreamSet> upstreams, Options options)
       : upstreams_(std::move(upstreams)), options_(options) {}

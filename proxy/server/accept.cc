@@ -76,6 +76,9 @@ Task<void> serve_accepted(transport::Stream stream, ServerEntry entry, WorkerSta
   context.server = entry.name;
   context.peer = stream.peer_address().value_or(transport::SocketAddress());
   context.client = context.peer;
+  if (entry.announces_clients) {
+    context.local = stream.local_address().value_or(transport::SocketAddress());
+  }
   connection::ConnectionRun layers(entry.connection_filters, context);
   IoBuffer read_ahead;
   if (entry.connection_filters) {

@@ -260,6 +260,9 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
     ServiceSetFactory::Server entry;
     entry.name = server.name;
     entry.tls = tls_context != nullptr;
+    for (const config::RouteConfig& route : server.routes) {
+      entry.announces_clients = entry.announces_clients || route.send_proxy_protocol.has_value();
+    }
     Result<connection::ConnectionStack> connection_filters =
         connection_filter_stack(config, registry_.get(), server, worker_states_.size());
     if (!connection_filters) {
@@ -305,7 +308,11 @@ Result<std::unique_ptr<Proxy::Plan>> Proxy::prepare(const config::Config& config
         client.ca_file = wanted->ca_file;
         client.verify = wanted->verify;
         // ALPN tells an https upstream which versions we speak (see upstream_http_version).
-        switch (server.upstream_http_version) {
+        // A route that sends a PROXY header speaks HTTP/1.1 (one client per connection).
+        const config::UpstreamHttpVersion version = server.routes[r].send_proxy_protocol
+                                                        ? config::UpstreamHttpVersion::kHttp11
+                                                        : server.upstream_http_version;
+        switch (version) {
           case config::UpstreamHttpVersion::kHttp11:
             client.alpn = {"http/1.1"};
             break;

@@ -64,6 +64,9 @@ struct ServerEntry {
   // (then the kind's TLS code runs their after_tls; else the accept path does, at once).
   std::shared_ptr<const connection::ConnectionChain> connection_filters;
   bool tls = false;
+  // A route announces clients to its upstreams (send_proxy_protocol): the accept path reads
+  // each connection's local address (a getsockname(2) the other servers do without).
+  bool announces_clients = false;
 };
 
 // What a reload replaces on each worker at once: every server's chain, by server key.

@@ -275,6 +275,38 @@ class EchoServer:
         self.sock.close()
 
 
+def test_certs(make_certs, directory):
+    """The test CA and certificates (tls/testing/make_test_certs.sh) in DIRECTORY/certs, made
+    on first use."""
+    path = os.path.join(directory, "certs")
+    if not os.path.exists(os.path.join(path, "a.pem")):
+        subprocess.run([make_certs, path], check=True, timeout=60, capture_output=True)
+    return path
+
+
+def connect_from(source, port, timeout=10):
+    """A TCP connection to 127.0.0.1:PORT from the loopback address SOURCE (127.0.0.2...)."""
+    s = socket.socket()
+    s.settimeout(timeout)
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def read_all(s):
+    """Everything `s` receives until the peer closes (a reset ends it too)."""
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
 def exchange(port, payload, host="127.0.0.1", timeout=10.0, half_close=True):
     """Connects, sends `payload`, half-closes, returns everything received until EOF."""
     with socket.create_connection((host, port), timeout=timeout) as s:

@@ -63,6 +63,10 @@ class Parser {
   bool parse_route(const toml::table& table, const std::string& path, ProxyType proxy_type,
                    RouteConfig& out);
 
+  // False (reported) when the route's send_proxy_protocol cannot work on this server.
+  bool check_send_proxy_protocol(const ServerConfig& server, const RouteConfig& route,
+                                 const std::string& route_path);
+
   // A route's rate_limit table; nothing when it has errors (reported).
   std::optional<RateLimitParams> parse_rate_limit(const toml::table& table,
                                                   const std::string& path);

@@ -32,6 +32,7 @@ class ServiceSetFactory final : public Factory<ServiceSet> {
     thrift::ConnectionOptions thrift_connection;
     connection::ConnectionStack connection_filters;
     bool tls = false;
+    bool announces_clients = false;  // a route has send_proxy_protocol
   };
   std::map<std::string, Server> servers;
 
@@ -59,6 +60,7 @@ class ServiceSetFactory final : public Factory<ServiceSet> {
       entry.http_connection = server.http_connection;
       entry.thrift_connection = server.thrift_connection;
       entry.tls = server.tls;
+      entry.announces_clients = server.announces_clients;
       Result<void> built = build_chains(server, build, entry);
       if (!built) {
         const Error& e = built.error();
