@@ -196,20 +196,6 @@ def curl(*args, timeout=30):
 
 
 
-def no_quarantine():
-    """Under AddressSanitizer (--config=asan) freed buffers wait in its quarantine and count as
-    resident: without one, RSS shows what the proxy holds. (Ignored by other builds.)"""
-    return {"ASAN_OPTIONS": ":".join(o for o in (os.environ.get("ASAN_OPTIONS"),
-                                                  "quarantine_size_mb=0") if o)}
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
 
 # --- a python-h2 client ----------------------------------------------------------------------
 
@@ -462,8 +448,8 @@ def test_grpc_unary_streaming_bidi_and_errors_through_the_proxy():
 def test_slow_reader_is_held_by_flow_control_with_flat_memory():
     up = python_upstream()
     port = pt.free_port()
-    ml = start(server("web", port, up), env=no_quarantine())
-    before = rss_kib(ml.popen.pid)
+    ml = start(server("web", port, up), env=pt.no_quarantine())
+    before = pt.rss_kib(ml.popen.pid)
     c = H2Client(port)
     size = 64 * MiB
     sid = c.request("/gen/%d" % size)
@@ -473,7 +459,7 @@ def test_slow_reader_is_held_by_flow_control_with_flat_memory():
     except AssertionError:
         pass
     assert len(c.data[sid]) <= 65535, len(c.data[sid])
-    grown = rss_kib(ml.popen.pid) - before
+    grown = pt.rss_kib(ml.popen.pid) - before
     assert grown < 12 * 1024, "proxy RSS grew %d KiB while holding a 64 MiB response" % grown
     # Now give the window back and read it all: every byte arrives.
     c.conn.acknowledge_received_data(len(c.data[sid]), sid)
@@ -493,8 +479,8 @@ def test_fast_uploader_is_held_when_the_upstream_does_not_read():
     held = []
     threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
     port = pt.free_port()
-    ml = start(server("web", port, listener.getsockname()[1]), env=no_quarantine())
-    before = rss_kib(ml.popen.pid)
+    ml = start(server("web", port, listener.getsockname()[1]), env=pt.no_quarantine())
+    before = pt.rss_kib(ml.popen.pid)
     c = H2Client(port)
     sid = c.request("/upload", method="POST", end=False)
     offered, sent = 64 * MiB, 0
@@ -510,7 +496,7 @@ def test_fast_uploader_is_held_when_the_upstream_does_not_read():
             c.pump(lambda: c.conn.local_flow_control_window(sid) > 0, timeout=0.5)
         except AssertionError:
             pass
-    grown = rss_kib(ml.popen.pid) - before
+    grown = pt.rss_kib(ml.popen.pid) - before
     c.close()
     for conn, _ in held:
         conn.close()

@@ -9,10 +9,10 @@ PACKAGES=(
   # libraries wrapped in third_party/
   liburing-dev node-llhttp libnghttp2-dev libssl-dev libgnutls28-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev libcli11-dev
-  libspdlog-dev libfmt-dev libc-ares-dev
+  libspdlog-dev libfmt-dev libc-ares-dev zlib1g-dev libbrotli-dev libzstd-dev
   # tools used by tests and benchmarks
   curl netcat-openbsd procps iproute2 openssl gnutls-bin testssl.sh nginx-light haproxy wrk
-  socat python3 apache2-utils python3-websockets slowhttptest python3-thrift thrift-compiler
+  brotli zstd socat python3 apache2-utils python3-websockets slowhttptest python3-thrift thrift-compiler
   # libthrift-dev 0.17 headers include Boost but the package does not depend on it
   libthrift-dev libboost-dev nghttp2-client nghttp2-server h2o python3-h2 python3-hyperframe python3-hpack
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc

@@ -122,6 +122,7 @@ struct Upstream {
 using DirectResponse = http::DirectResponse;
 using HeaderRewrite = http::HeaderRewrite;
 using RateLimitParams = http::RateLimitParams;
+using CompressionParams = http::CompressionParams;
 using Cidr = http::Cidr;
 using UpstreamHttpVersion = http::UpstreamHttpVersion;
 
@@ -156,6 +157,8 @@ struct RouteConfig {
   // upstream connection, announcing the client; http upstream connections then serve one client
   // connection each.
   std::optional<int> send_proxy_protocol;
+  // http: responses compressed for clients that accept it (overrides the server's).
+  std::optional<CompressionParams> compression;
   // http: requests over this rate (per key) are answered 429 before the route's filters.
   std::optional<RateLimitParams> rate_limit;
   // http: request layers of this route, in order, after routing and before forward/return.
@@ -218,6 +221,8 @@ struct ServerConfig {
   // http: idle HTTP/1.1 connections kept per upstream and worker (0: none kept).
   size_t upstream_max_idle_connections = 64;
   Http2Config http2;
+  // http: responses of every route compressed for clients that accept it.
+  std::optional<CompressionParams> compression;
   // http: request layers before routing, in order (after the access log).
   std::vector<FilterConfig> filters;
   // Any kind: connection layers (proxy/connection/filter.h), in order, on every accepted

@@ -644,6 +644,56 @@ upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9093" } }]
               "only http and tcp routes send a PROXY header");
 }
 
+TEST(ConfigTest, CompressionOnHttpServersAndRoutes) {
+  Result<Config> config = parse(R"(
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:8080" }
+compression = {}
+[[servers.web.routes]]
+path = "/"
+compression = { algorithms = ["gzip", "zstd"], min_length = 0, types = ["Text/HTML", "font/*"], gzip_level = 9, brotli_quality = 11, zstd_level = 19 }
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9000" } }]
+)");
+  ASSERT_TRUE(config) << config.error().message();
+  const CompressionParams& server = config->servers[0].compression.value();
+  ASSERT_EQ(server.algorithms.size(), 3u);  // the defaults: br, zstd, gzip
+  EXPECT_EQ(server.algorithms[0], monolake::http::compression::Coding::kBrotli);
+  EXPECT_EQ(server.min_length, 1024u);
+  EXPECT_EQ(server.types.size(), 4u);
+  EXPECT_EQ(server.levels.brotli, 4);
+  const CompressionParams& route = config->servers[0].routes[0].compression.value();
+  ASSERT_EQ(route.algorithms.size(), 2u);
+  EXPECT_EQ(route.algorithms[0], monolake::http::compression::Coding::kGzip);
+  EXPECT_EQ(route.min_length, 0u);
+  EXPECT_EQ(route.types, (std::vector<std::string>{"text/html", "font/*"}));
+  EXPECT_EQ(route.levels.gzip, 9);
+  EXPECT_EQ(route.levels.zstd, 19);
+
+  std::string message = error_of(std::string(kMinimal) + R"(
+[servers.other]
+listener = { type = "socket", value = "127.0.0.1:8081" }
+compression = { algorithms = ["br", "deflate", "br"], gzip_level = 10, types = ["text", "a/b c"] }
+[[servers.other.routes]]
+path = "/"
+compression = { algorithms = [], level = 3 }
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9093" } }]
+[servers.db]
+proxy_type = "tcp"
+listener = { type = "socket", value = "127.0.0.1:15432" }
+compression = {}
+[servers.db.route]
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:5432" } }]
+)");
+  expect_line(message, "servers.other.compression.algorithms[1]", "expected one of");
+  expect_line(message, "servers.other.compression.algorithms[2]", "listed twice");
+  expect_line(message, "servers.other.compression.gzip_level", "must be at most 9");
+  expect_line(message, "servers.other.compression.types[0]", "expected a media type");
+  expect_line(message, "servers.other.compression.types[1]", "expected a media type");
+  expect_line(message, "servers.other.routes[0].compression.algorithms", "compresses nothing");
+  expect_line(message, "servers.other.routes[0].compression.level", "unknown key");
+  expect_line(message, "servers.db.compression", "only http servers compress responses");
+}
+
 TEST(ConfigTest, TcpSpliceDefaultsOnAndBelongsToTcpServers) {
   const std::string tcp = R"(
 [servers.db]

@@ -1,5 +1,8 @@
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <limits>
+
 #include "proxy/config/internal/parser.h"
 
 namespace monolake::proxy::config::internal {
@@ -12,7 +15,7 @@ bool Parser::parse_route(const toml::table& table, const std::string& path, Prox
       errors_, table, path,
       {"path", "upstreams", "load_balancer", "host", "return", "upstream_tls", "host_rewrite",
        "strip_prefix", "add_prefix", "request_headers", "response_headers", "websocket", "method",
-       "filters", "rate_limit", "send_proxy_protocol"});
+       "filters", "rate_limit", "send_proxy_protocol", "compression"});
   if (const toml::array* filters = r.array("filters")) {
     if (proxy_type != ProxyType::kHttp) {
       fail(r.path_of("filters"), "only http routes have request filters");
@@ -29,6 +32,13 @@ bool Parser::parse_route(const toml::table& table, const std::string& path, Prox
       fail(r.path_of("send_proxy_protocol"),
            fmt::format("unknown PROXY protocol version '{}': expected {}", *send,
                        quoted_list({"v1", "v2"})));
+    }
+  }
+  if (r.has("compression")) {
+    if (proxy_type != ProxyType::kHttp) {
+      fail(r.path_of("compression"), "only http routes compress responses");
+    } else if (const toml::table* c = r.table("compression")) {
+      out.compression = parse_compression(*c, r.path_of("compression"));
     }
   }
   if (r.has("rate_limit")) {
@@ -164,6 +174,59 @@ bool Parser::parse_route(const toml::table& table, const std::string& path, Prox
          "verify is on but there is no name to verify: give \"sni\" (or use https:// endpoints)");
   }
   return errors_.size() == errors_before && !out.upstreams.empty();
+}
+
+// compression = { algorithms, min_length, types, gzip_level, brotli_quality, zstd_level }.
+std::optional<CompressionParams> Parser::parse_compression(const toml::table& table,
+                                                           const std::string& path) {
+  TableReader r(
+      errors_, table, path,
+      {"algorithms", "min_length", "types", "gzip_level", "brotli_quality", "zstd_level"});
+  const size_t errors_before = errors_.size();
+  CompressionParams out;
+  if (const toml::array* list = r.array("algorithms")) {
+    out.algorithms.clear();
+    if (list->empty()) fail(r.path_of("algorithms"), "an empty list compresses nothing");
+    for (size_t i = 0; i < list->size(); ++i) {
+      const auto* name = list->get(i)->as_string();
+      std::optional<monolake::http::compression::Coding> coding =
+          name ? monolake::http::compression::coding_named(name->get()) : std::nullopt;
+      if (!coding) {
+        fail(element(r.path_of("algorithms"), i),
+             fmt::format("expected one of {}", quoted_list({"br", "zstd", "gzip"})));
+      } else if (std::find(out.algorithms.begin(), out.algorithms.end(), *coding) !=
+                 out.algorithms.end()) {
+        fail(element(r.path_of("algorithms"), i), "listed twice");
+      } else {
+        out.algorithms.push_back(*coding);
+      }
+    }
+  }
+  if (auto n = r.integer("min_length", 0, std::numeric_limits<int64_t>::max())) {
+    out.min_length = static_cast<uint64_t>(*n);
+  }
+  if (const toml::array* list = r.array("types")) {
+    out.types.clear();
+    for (size_t i = 0; i < list->size(); ++i) {
+      const auto* type = list->get(i)->as_string();
+      const std::string text = type ? lowercase(type->get()) : "";
+      const size_t slash = text.find('/');
+      if (slash == std::string::npos || slash == 0 || slash + 1 == text.size() ||
+          text.find_first_of(" ;,\t", 0) != std::string::npos ||
+          !valid_header_name(text.substr(0, slash)) ||
+          (text.substr(slash + 1) != "*" && !valid_header_name(text.substr(slash + 1)))) {
+        fail(element(r.path_of("types"), i),
+             "expected a media type: \"type/subtype\" or \"type/*\"");
+      } else {
+        out.types.push_back(text);
+      }
+    }
+  }
+  if (auto n = r.integer("gzip_level", 1, 9)) out.levels.gzip = static_cast<int>(*n);
+  if (auto n = r.integer("brotli_quality", 0, 11)) out.levels.brotli = static_cast<int>(*n);
+  if (auto n = r.integer("zstd_level", 1, 19)) out.levels.zstd = static_cast<int>(*n);
+  if (errors_.size() != errors_before) return std::nullopt;
+  return out;
 }
 
 // rate_limit = { requests_per_sec, burst = requests_per_sec, key = "source_ip", max_keys }.

@@ -48,7 +48,8 @@ const std::vector<std::string_view> kCommonServerKeys = {"name",
 const std::vector<std::string_view> kBuiltinOnlyServerKeys = {
     "trusted_proxies", "max_request_body_bytes", "upstream_http_version",
     "http2",           "max_calls_in_flight",    "upstream_max_idle_connections",
-    "filters",         "connection_filters",     "tcp_splice"};
+    "filters",         "connection_filters",     "tcp_splice",
+    "compression"};
 
 }  // namespace
 
@@ -187,6 +188,13 @@ void Parser::parse_server(const toml::table& table, const std::string& path, Ser
       errors_.add(r.path_of("filters"), "only http servers have request filters");
     } else {
       parse_filters(*filters, r.path_of("filters"), out.filters);
+    }
+  }
+  if (const toml::table* c = r.table("compression")) {
+    if (out.proxy_type != ProxyType::kHttp) {
+      errors_.add(r.path_of("compression"), "only http servers compress responses");
+    } else {
+      out.compression = parse_compression(*c, r.path_of("compression"));
     }
   }
   if (const toml::array* filters = r.array("connection_filters")) {

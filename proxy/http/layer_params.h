@@ -5,10 +5,12 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "http/compression/encoder.h"
 #include "transport/address.h"
 #include "transport/cidr.h"
 
@@ -34,8 +36,21 @@ struct RateLimitParams {
   double requests_per_sec = 1;  // for the whole process, split over its workers
   double burst = 1;             // requests admitted at once after a quiet spell
   Key key = Key::kSourceIp;
-  std::string header;         // kHeader: the field whose value is the key (lower case)
-  size_t max_keys = 100000;   // keys remembered per worker, least recently used forgotten first
+  std::string header;        // kHeader: the field whose value is the key (lower case)
+  size_t max_keys = 100000;  // keys remembered per worker, least recently used forgotten first
+};
+
+// compression = { algorithms, min_length, types, gzip_level, brotli_quality, zstd_level }.
+struct CompressionParams {
+  // In order of preference: the first breaks a tie between codings a client rates alike.
+  std::vector<monolake::http::compression::Coding> algorithms = {
+      monolake::http::compression::Coding::kBrotli, monolake::http::compression::Coding::kZstd,
+      monolake::http::compression::Coding::kGzip};
+  uint64_t min_length = 1024;  // responses known to be shorter go as they are
+  // Media types compressed: "type/subtype", or "type/*" for all of a type (lower case).
+  std::vector<std::string> types = {"text/*", "application/json", "application/javascript",
+                                    "image/svg+xml"};
+  monolake::http::compression::Levels levels;
 };
 
 // A CIDR block ("10.0.0.0/8", "::1/128") for trusted_proxies.

@@ -1,6 +1,7 @@
 #include "proxy/http/server_stack.h"
 
 #include "proxy/http/access_log.h"
+#include "proxy/http/compression.h"
 #include "proxy/http/direct_answer.h"
 #include "proxy/http/forward.h"
 #include "proxy/http/rate_limit.h"
@@ -116,6 +117,9 @@ Result<HttpStack> http_server_stack(
                        std::make_shared<RateLimitFactory>(*route.rate_limit, workers, server.name,
                                                           route.host + " " + route.path));
     }
+    if (route.compression) {
+      entry.stack.push("compression", std::make_shared<CompressionFactory>(*route.compression));
+    }
     if (auto pushed = push_filters(route.filters, route.host + " " + route.path,
                                    server_path + ".routes[" + std::to_string(r) + "].filters",
                                    filters, entry.stack);
@@ -133,6 +137,10 @@ Result<HttpStack> http_server_stack(
   }
   HttpStack stack;
   stack.push("access_log", std::make_shared<AccessLogFactory>(server.name));
+  if (server.compression) {
+    // Outside the server's filters: they see the response as the upstream sent it.
+    stack.push("compression", std::make_shared<CompressionFactory>(*server.compression));
+  }
   if (auto pushed = push_filters(server.filters, "", server_path + ".filters", filters, stack);
       !pushed) {
     return std::move(pushed).error();

@@ -1,7 +1,7 @@
 // The request stack of an HTTP server (`proxy_type = "http"`), declared in one place:
 //
-//   access_log -> server filters -> routes
-//     -> per route: [rate_limit] -> route filters
+//   access_log -> [compression] -> server filters -> routes
+//     -> per route: [rate_limit] -> [compression] -> route filters
 //                   -> { forward (HttpForward) | return (DirectAnswer) }
 //
 // Filters are the layers `[[servers.X.filters]]` and a route's `filters` name (registered by

@@ -67,6 +67,10 @@ class Parser {
   bool check_send_proxy_protocol(const ServerConfig& server, const RouteConfig& route,
                                  const std::string& route_path);
 
+  // A server's or a route's compression table; nothing when it has errors (reported).
+  std::optional<CompressionParams> parse_compression(const toml::table& table,
+                                                     const std::string& path);
+
   // A route's rate_limit table; nothing when it has errors (reported).
   std::optional<RateLimitParams> parse_rate_limit(const toml::table& table,
                                                   const std::string& path);
