@@ -10,6 +10,12 @@
 #   MONOLAKE_B=/path/to/other bench/e2e/http.sh   # throughput: a fifth target, "monolake-b",
 #                                  # the same configuration on another binary, in the same
 #                                  # rounds: per-round ratios B / A say what a change did
+#   MONOLAKE_B_SERVER='compression = {}' bench/e2e/http.sh   # monolake-b: the same binary
+#                                  # (unless MONOLAKE_B names one) with these lines added to
+#                                  # its server table; MONOLAKE_B_ROUTE='rate_limit = {...}'
+#                                  # adds lines to each of its routes: B / A is what a feature
+#                                  # costs when on
+#   WRK_HEADER='Accept-Encoding: gzip' bench/e2e/http.sh   # a header wrk sends to every target
 #
 # Throughput (wrk 4.1, -t1, CONNS keep-alive connections, GET of the 1 KiB body):
 #   C ("one CPU"): wrk, the proxy and the upstream nginx all pinned to CPU_ONE. When they get
@@ -81,6 +87,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
+# A feature measured on monolake-b: the same binary unless MONOLAKE_B names another.
+if [[ -n ${MONOLAKE_B_SERVER:-}${MONOLAKE_B_ROUTE:-} && -z ${MONOLAKE_B:-} ]]; then
+  MONOLAKE_B=same
+fi
 mode=${1:-throughput}
 case $mode in
   throughput) ;;
@@ -149,8 +159,16 @@ EOF
   started+=("$ml_group")
   wait_port "$ml_port" "$ml_group"
   if [[ -n ${MONOLAKE_B:-} ]]; then  # the same configuration on its own port, binary B
-    sed "s/127.0.0.1:$ml_port/127.0.0.1:$mlb_port/" "$tmp/monolake.toml" > "$tmp/monolake-b.toml"
-    taskset -c "$1" "$MONOLAKE_B" -c "$tmp/monolake-b.toml" --log-level warn \
+    # ... plus MONOLAKE_B_SERVER after the listener line and MONOLAKE_B_ROUTE after each path.
+    SERVER_LINES=${MONOLAKE_B_SERVER:-} ROUTE_LINES=${MONOLAKE_B_ROUTE:-} \
+      awk -v from="127.0.0.1:$ml_port" -v to="127.0.0.1:$mlb_port" '
+        { gsub(from, to); print }
+        /^listener = / && ENVIRON["SERVER_LINES"] != "" { print ENVIRON["SERVER_LINES"] }
+        /^path = / && ENVIRON["ROUTE_LINES"] != "" { print ENVIRON["ROUTE_LINES"] }
+      ' "$tmp/monolake.toml" > "$tmp/monolake-b.toml"
+    local binary_b=$MONOLAKE_B
+    [[ $binary_b == same ]] && binary_b=$monolake
+    taskset -c "$1" "$binary_b" -c "$tmp/monolake-b.toml" --log-level warn \
       >"$tmp/monolake-b.log" 2>&1 &
     mlb_group=$!
     started+=("$mlb_group")
@@ -555,8 +573,11 @@ run_load() {
   local ns0=0 ns1=0 t0=0 t1=0 u0 u1 out rc us0="0 0" us1="0 0"
   if (( $# )); then ns0=$(sched_ns "$@"); t0=$(stat_ticks "$@"); us0=$(user_sys_ticks "$@"); fi
   u0=$(sched_ns $up_group)
+  local header=()
+  [[ -n ${WRK_HEADER:-} ]] && header=(-H "$WRK_HEADER")
   out=$(timeout $((duration + 30)) taskset -c "$load_cpu" wrk -t1 -c"$conns" -d"${duration}s" \
-        --timeout 5s -s "$tmp/report.lua" "http://127.0.0.1:$port/"; rc=$?; echo "RC $rc"; times)
+        --timeout 5s "${header[@]}" -s "$tmp/report.lua" "http://127.0.0.1:$port/"; rc=$?
+        echo "RC $rc"; times)
   u1=$(sched_ns $up_group)
   rc=$(sed -n 's/^RC //p' <<<"$out")
   local wrk_ns

@@ -94,7 +94,7 @@ class RateLimitTest : public ::testing::Test {
   std::shared_ptr<HttpService> chain_;
 };
 
-runtime::Task<void> pause(milliseconds d) { co_await runtime::sleep(d); }
+runtime::Task<void> pause(milliseconds d) { (void)co_await runtime::sleep(d); }
 
 RateLimitParams limit(double per_sec, double burst, RateLimitParams::Key key) {
   RateLimitParams p;
