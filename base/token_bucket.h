@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstddef>
 
 namespace monolake {
 
@@ -18,6 +19,12 @@ struct TokenRate {
   double per_sec = 1;  // > 0
   double burst = 1;    // >= 1: a bucket below one token's capacity would admit nothing
 };
+
+// One worker's share of a process-wide rate: per_sec / workers, burst / workers (at least 1).
+inline TokenRate worker_share(const TokenRate& rate, size_t workers) {
+  const double n = static_cast<double>(workers == 0 ? 1 : workers);
+  return TokenRate{rate.per_sec / n, std::max(1.0, rate.burst / n)};
+}
 
 class TokenBucket {
  public:

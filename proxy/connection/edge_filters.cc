@@ -127,9 +127,7 @@ std::shared_ptr<const ConnectionFilterFactory> access_list_factory(AccessListPar
 
 std::shared_ptr<const ConnectionFilterFactory> connection_rate_limit_factory(TokenRate rate,
                                                                              size_t workers) {
-  const double n = static_cast<double>(std::max<size_t>(1, workers));
-  return std::make_shared<ConnectionRateLimitFactory>(
-      TokenRate{rate.per_sec / n, std::max(1.0, rate.burst / n)});
+  return std::make_shared<ConnectionRateLimitFactory>(worker_share(rate, workers));
 }
 
 std::shared_ptr<const ConnectionFilterFactory> proxy_protocol_factory(ProxyProtocolParams params) {

@@ -74,8 +74,7 @@ RateLimitFactory::RateLimitFactory(RateLimitParams params, size_t workers, std::
       route_(std::move(route)) {}
 
 TokenRate RateLimitFactory::worker_rate(const RateLimitParams& params, size_t workers) {
-  const double n = static_cast<double>(std::max<size_t>(1, workers));
-  return TokenRate{params.requests_per_sec / n, std::max(1.0, params.burst / n)};
+  return worker_share(TokenRate{params.requests_per_sec, params.burst}, workers);
 }
 
 Result<std::shared_ptr<RateLimit>> RateLimitFactory::make_via_ref(
