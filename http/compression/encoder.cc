@@ -17,19 +17,32 @@ constexpr size_t kOutputStep = 16 * 1024;
 // by, a little ratio traded for many concurrent responses.
 constexpr int kWindowLog = 18;
 
+// The window for a body of `length` bytes: the smallest power of two that holds it, within
+// [lowest, highest]; `highest` when the length is unknown.
+int window_log_for(std::optional<uint64_t> length, int lowest, int highest) {
+  if (!length) return highest;
+  int log = lowest;
+  while (log < highest && (uint64_t{1} << log) < *length) ++log;
+  return log;
+}
+
 Error failed(std::string_view library, std::string_view what) {
   return Error(ErrorCode::kInternal, std::string(library) + ": " + std::string(what));
 }
 
 class GzipEncoder final : public Encoder {
  public:
-  explicit GzipEncoder(int level) : level_(level) {}
+  GzipEncoder(int level, std::optional<uint64_t> length) : level_(level), length_(length) {}
   ~GzipEncoder() override {
     if (ready_) deflateEnd(&stream_);
   }
   Result<void> start() {
-    // 15 + 16: a 32 KiB window with the gzip wrapper (RFC 1952), not zlib's (RFC 1950).
-    if (deflateInit2(&stream_, level_, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    // Up to a 32 KiB window (15), +16 for the gzip wrapper (RFC 1952) rather than zlib's. A
+    // short body gets a window its size and a hash table to match (memLevel 8: 2^15 heads).
+    const int window = window_log_for(length_, 9, 15);
+    const int mem_level = std::clamp(window - 7, 1, 8);
+    if (deflateInit2(&stream_, level_, Z_DEFLATED, window + 16, mem_level, Z_DEFAULT_STRATEGY) !=
+        Z_OK) {
       return failed("zlib", "deflateInit2 failed");
     }
     ready_ = true;
@@ -38,7 +51,9 @@ class GzipEncoder final : public Encoder {
   Result<void> write(std::string_view input, bool flush, IoBuffer& out) override {
     return run(input, flush ? Z_SYNC_FLUSH : Z_NO_FLUSH, out);
   }
-  Result<void> finish(IoBuffer& out) override { return run({}, Z_FINISH, out); }
+  Result<void> finish_with(std::string_view last, IoBuffer& out) override {
+    return run(last, Z_FINISH, out);
+  }
 
  private:
   Result<void> run(std::string_view input, int mode, IoBuffer& out) {
@@ -59,13 +74,14 @@ class GzipEncoder final : public Encoder {
   }
 
   int level_;
+  std::optional<uint64_t> length_;
   z_stream stream_{};
   bool ready_ = false;
 };
 
 class BrotliEncoder final : public Encoder {
  public:
-  explicit BrotliEncoder(int quality) : quality_(quality) {}
+  BrotliEncoder(int quality, std::optional<uint64_t> length) : quality_(quality), length_(length) {}
   ~BrotliEncoder() override {
     if (state_) BrotliEncoderDestroyInstance(state_);
   }
@@ -73,14 +89,21 @@ class BrotliEncoder final : public Encoder {
     state_ = BrotliEncoderCreateInstance(nullptr, nullptr, nullptr);
     if (!state_) return failed("brotli", "out of memory");
     BrotliEncoderSetParameter(state_, BROTLI_PARAM_QUALITY, static_cast<uint32_t>(quality_));
-    BrotliEncoderSetParameter(state_, BROTLI_PARAM_LGWIN, kWindowLog);
+    BrotliEncoderSetParameter(state_, BROTLI_PARAM_LGWIN,
+                              window_log_for(length_, BROTLI_MIN_WINDOW_BITS, kWindowLog));
+    if (length_) {  // also sizes the hash table to the input
+      BrotliEncoderSetParameter(state_, BROTLI_PARAM_SIZE_HINT,
+                                static_cast<uint32_t>(std::min<uint64_t>(*length_, 1u << 30)));
+    }
     BrotliEncoderSetParameter(state_, BROTLI_PARAM_MODE, BROTLI_MODE_TEXT);
     return ok();
   }
   Result<void> write(std::string_view input, bool flush, IoBuffer& out) override {
     return run(input, flush ? BROTLI_OPERATION_FLUSH : BROTLI_OPERATION_PROCESS, out);
   }
-  Result<void> finish(IoBuffer& out) override { return run({}, BROTLI_OPERATION_FINISH, out); }
+  Result<void> finish_with(std::string_view last, IoBuffer& out) override {
+    return run(last, BROTLI_OPERATION_FINISH, out);
+  }
 
  private:
   Result<void> run(std::string_view input, BrotliEncoderOperation op, IoBuffer& out) {
@@ -102,25 +125,31 @@ class BrotliEncoder final : public Encoder {
   }
 
   int quality_;
+  std::optional<uint64_t> length_;
   BrotliEncoderState* state_ = nullptr;
 };
 
 class ZstdEncoder final : public Encoder {
  public:
-  explicit ZstdEncoder(int level) : level_(level) {}
+  ZstdEncoder(int level, std::optional<uint64_t> length) : level_(level), length_(length) {}
   ~ZstdEncoder() override { ZSTD_freeCCtx(context_); }
   Result<void> start() {
     context_ = ZSTD_createCCtx();
     if (!context_) return failed("zstd", "out of memory");
     ZSTD_CCtx_setParameter(context_, ZSTD_c_compressionLevel, level_);
-    ZSTD_CCtx_setParameter(context_, ZSTD_c_windowLog, kWindowLog);
+    ZSTD_CCtx_setParameter(context_, ZSTD_c_windowLog, window_log_for(length_, 10, kWindowLog));
+    // (10: zstd's smallest window.) The length goes in the frame header, and zstd sizes its
+    // tables to it.
+    if (length_) ZSTD_CCtx_setPledgedSrcSize(context_, *length_);
     ZSTD_CCtx_setParameter(context_, ZSTD_c_checksumFlag, 1);
     return ok();
   }
   Result<void> write(std::string_view input, bool flush, IoBuffer& out) override {
     return run(input, flush ? ZSTD_e_flush : ZSTD_e_continue, out);
   }
-  Result<void> finish(IoBuffer& out) override { return run({}, ZSTD_e_end, out); }
+  Result<void> finish_with(std::string_view last, IoBuffer& out) override {
+    return run(last, ZSTD_e_end, out);
+  }
 
  private:
   Result<void> run(std::string_view input, ZSTD_EndDirective mode, IoBuffer& out) {
@@ -137,12 +166,13 @@ class ZstdEncoder final : public Encoder {
   }
 
   int level_;
+  std::optional<uint64_t> length_;
   ZSTD_CCtx* context_ = nullptr;
 };
 
 template <class E>
-Result<std::unique_ptr<Encoder>> started(int level) {
-  auto encoder = std::make_unique<E>(level);
+Result<std::unique_ptr<Encoder>> started(int level, std::optional<uint64_t> length) {
+  auto encoder = std::make_unique<E>(level, length);
   if (Result<void> r = encoder->start(); !r) return std::move(r).error();
   return std::unique_ptr<Encoder>(std::move(encoder));
 }
@@ -168,14 +198,15 @@ std::optional<Coding> coding_named(std::string_view name) {
   return std::nullopt;
 }
 
-Result<std::unique_ptr<Encoder>> make_encoder(Coding coding, const Levels& levels) {
+Result<std::unique_ptr<Encoder>> make_encoder(Coding coding, const Levels& levels,
+                                              std::optional<uint64_t> length) {
   switch (coding) {
     case Coding::kGzip:
-      return started<GzipEncoder>(levels.gzip);
+      return started<GzipEncoder>(levels.gzip, length);
     case Coding::kBrotli:
-      return started<BrotliEncoder>(levels.brotli);
+      return started<BrotliEncoder>(levels.brotli, length);
     case Coding::kZstd:
-      return started<ZstdEncoder>(levels.zstd);
+      return started<ZstdEncoder>(levels.zstd, length);
   }
   return Error(ErrorCode::kInvalidArgument, "unknown content coding");
 }

@@ -7,6 +7,7 @@
 // 256 KiB here), whatever the body's size: nothing of the body is held beyond the window.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -35,11 +36,18 @@ class Encoder {
   // written so far can be decoded from what has been appended (a piece of a streamed response
   // reaches the client now, at a small cost in ratio).
   virtual Result<void> write(std::string_view input, bool flush, IoBuffer& out) = 0;
-  // Ends the stream (trailer, checksum); the encoder takes no more input.
-  virtual Result<void> finish(IoBuffer& out) = 0;
+  // Compresses `last`, the end of the input, and ends the stream (trailer, checksum); the
+  // encoder takes no more input. A whole body given here at once lets Brotli clear only the
+  // part of its hash table it uses (its "one shot" case), far less work for a short body.
+  virtual Result<void> finish_with(std::string_view last, IoBuffer& out) = 0;
+  Result<void> finish(IoBuffer& out) { return finish_with({}, out); }
 };
 
-// A fresh encoder; fails only when the library cannot allocate its state.
-Result<std::unique_ptr<Encoder>> make_encoder(Coding coding, const Levels& levels);
+// A fresh encoder; fails only when the library cannot allocate its state. `length`, when the
+// body's length is known, sizes the window and tables to it (a 1 KiB body gets a 1 KiB window,
+// not 256 KiB: less memory to allocate and clear per response); a longer body is still
+// encoded correctly, with gzip and Brotli (zstd is told the length, and refuses more).
+Result<std::unique_ptr<Encoder>> make_encoder(Coding coding, const Levels& levels,
+                                              std::optional<uint64_t> length = std::nullopt);
 
 }  // namespace monolake::http::compression

@@ -104,7 +104,8 @@ Task<Result<mh::Response>> Compression::call(mh::Request request) {
   mh::HeaderMap& headers = response->head.headers;
   add_vary(headers);
   if (!coding) co_return response;
-  Result<std::unique_ptr<mc::Encoder>> encoder = mc::make_encoder(*coding, params_->levels);
+  Result<std::unique_ptr<mc::Encoder>> encoder =
+      mc::make_encoder(*coding, params_->levels, response->body->length());
   if (!encoder) {
     // Out of memory for the library's state: the response goes as it is.
     ML_LOG(kWarn, "compression: {}", encoder.error().to_string());
