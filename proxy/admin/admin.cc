@@ -193,6 +193,7 @@ std::string route_json(const config::RouteConfig& r) {
     return out + "}";
   }
   out += "\"load_balancer\": " + json_string(config::load_balancer_name(r.load_balancer));
+  if (r.hash_on) out += ", \"hash_on\": " + json_string(hash_on_text(*r.hash_on));
   out += ", \"upstreams\": [";
   for (size_t i = 0; i < r.upstreams.size(); ++i) {
     if (i) out += ", ";

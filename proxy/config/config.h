@@ -23,6 +23,7 @@
 #include "proxy/http/layer_params.h"
 #include "proxy/params/params.h"
 #include "proxy/upstream/balancer.h"
+#include "proxy/upstream/hash_on.h"
 #include "runtime/options.h"
 #include "tls/tls.h"
 #include "transport/address.h"
@@ -151,6 +152,9 @@ struct RouteConfig {
   HeaderRewrite request_headers;
   HeaderRewrite response_headers;
   LoadBalancer load_balancer = LoadBalancer::kRoundRobin;
+  // The request key of a hashing load_balancer (ring_hash, maglev); set exactly when it is one
+  // (a custom server kind may leave it out and hash a key of its own).
+  std::optional<HashOn> hash_on;
   // thrift: the method names this route serves (`method = "name"` or a list); empty: any.
   std::vector<std::string> methods;
   // http, tcp: the PROXY protocol version (1 or 2) whose header is written first on every

@@ -595,6 +595,81 @@ upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:5432" } }]
   expect_line(message, "servers.db.routes[0].rate_limit", "only http routes limit requests");
 }
 
+TEST(ConfigTest, HashingBalancersTakeTheirKeyFromHashOn) {
+  Result<Config> config = parse(R"(
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:8080" }
+[[servers.web.routes]]
+path = "/u"
+load_balancer = "ring_hash"
+hash_on = { header = "X-User-Id" }
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9000" } }]
+[[servers.web.routes]]
+path = "/c"
+load_balancer = "maglev"
+hash_on = { cookie = "sid" }
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9000" } }]
+[[servers.web.routes]]
+path = "/p"
+load_balancer = "maglev"
+hash_on = { path = true }
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9000" } }]
+[servers.db]
+proxy_type = "tcp"
+listener = { type = "socket", value = "127.0.0.1:15432" }
+[[servers.db.routes]]
+load_balancer = "ring_hash"
+hash_on = { source_ip = true }
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:5432" } }]
+)");
+  ASSERT_TRUE(config) << config.error().message();
+  const ServerConfig& web = config->servers[1];
+  ASSERT_EQ(web.key, "web");
+  EXPECT_EQ(web.routes[0].load_balancer, LoadBalancer::kRingHash);
+  EXPECT_EQ(web.routes[0].hash_on, (HashOn{HashOn::Source::kHeader, "x-user-id"}));
+  EXPECT_EQ(web.routes[1].load_balancer, LoadBalancer::kMaglev);
+  EXPECT_EQ(web.routes[1].hash_on, (HashOn{HashOn::Source::kCookie, "sid"}));
+  EXPECT_EQ(web.routes[2].hash_on, (HashOn{HashOn::Source::kPath, ""}));
+  EXPECT_EQ(config->servers[0].routes[0].hash_on, (HashOn{HashOn::Source::kSourceIp, ""}));
+
+  std::string message = error_of(std::string(kMinimal) + R"(
+[servers.other]
+listener = { type = "socket", value = "127.0.0.1:8081" }
+[[servers.other.routes]]
+path = "/a"
+load_balancer = "ring_hash"
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9093" } }]
+[[servers.other.routes]]
+path = "/b"
+hash_on = { source_ip = true }
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9093" } }]
+[[servers.other.routes]]
+path = "/c"
+load_balancer = "maglev"
+hash_on = { header = "x-a", path = true }
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9093" } }]
+[[servers.other.routes]]
+path = "/d"
+load_balancer = "maglev"
+hash_on = { header = "bad name", source_ip = false, query = "q" }
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:9093" } }]
+[servers.db]
+proxy_type = "tcp"
+listener = { type = "socket", value = "127.0.0.1:15432" }
+[[servers.db.routes]]
+load_balancer = "maglev"
+hash_on = { header = "x-user" }
+upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:5432" } }]
+)");
+  expect_line(message, "servers.other.routes[0].load_balancer", "give hash_on");
+  expect_line(message, "servers.other.routes[1].hash_on", "set load_balancer = \"ring_hash\"");
+  expect_line(message, "servers.other.routes[2].hash_on", "exactly one of header, cookie");
+  expect_line(message, "servers.other.routes[3].hash_on.header", "not a valid header name");
+  expect_line(message, "servers.other.routes[3].hash_on.source_ip", "only true means something");
+  expect_line(message, "servers.other.routes[3].hash_on.query", "unknown key");
+  expect_line(message, "servers.db.routes[0].hash_on", "only http routes hash a header");
+}
+
 TEST(ConfigTest, SendProxyProtocolOnHttpAndTcpRoutes) {
   Result<Config> config = parse(R"(
 [servers.web]

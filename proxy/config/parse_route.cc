@@ -15,7 +15,7 @@ bool Parser::parse_route(const toml::table& table, const std::string& path, Prox
       errors_, table, path,
       {"path", "upstreams", "load_balancer", "host", "return", "upstream_tls", "host_rewrite",
        "strip_prefix", "add_prefix", "request_headers", "response_headers", "websocket", "method",
-       "filters", "rate_limit", "send_proxy_protocol", "compression"});
+       "filters", "rate_limit", "send_proxy_protocol", "compression", "hash_on"});
   if (const toml::array* filters = r.array("filters")) {
     if (proxy_type != ProxyType::kHttp) {
       fail(r.path_of("filters"), "only http routes have request filters");
@@ -138,6 +138,20 @@ bool Parser::parse_route(const toml::table& table, const std::string& path, Prox
       fail(r.path_of("load_balancer"), parsed.error().message());
     }
   }
+  if (const toml::table* hash_on = r.table("hash_on")) {
+    out.hash_on = parse_hash_on(*hash_on, r.path_of("hash_on"), proxy_type);
+  }
+  const bool hashing = hashes_keys(out.load_balancer);
+  if (hashing && !r.has("hash_on") && proxy_type != ProxyType::kCustom) {
+    fail(r.path_of("load_balancer"),
+         fmt::format("\"{}\" hashes a request key: give hash_on (header, cookie, source_ip or "
+                     "path)",
+                     balancer_name(out.load_balancer)));
+  } else if (!hashing && r.has("hash_on")) {
+    fail(r.path_of("hash_on"),
+         "hash_on is the key of a hashing balancer: set load_balancer = \"ring_hash\" or "
+         "\"maglev\"");
+  }
   if (out.direct) return errors_.size() == errors_before;
   const toml::array* upstreams = r.array("upstreams", /*required=*/true);
   if (!upstreams) return false;
@@ -174,6 +188,49 @@ bool Parser::parse_route(const toml::table& table, const std::string& path, Prox
          "verify is on but there is no name to verify: give \"sni\" (or use https:// endpoints)");
   }
   return errors_.size() == errors_before && !out.upstreams.empty();
+}
+
+// hash_on = { header = "x-user-id" } | { cookie = "sid" } | { source_ip = true } | { path = true }.
+std::optional<HashOn> Parser::parse_hash_on(const toml::table& table, const std::string& path,
+                                            ProxyType proxy_type) {
+  TableReader r(errors_, table, path, {"header", "cookie", "source_ip", "path"});
+  const size_t errors_before = errors_.size();
+  std::vector<HashOn> given;
+  if (std::optional<std::string> header = r.string("header")) {
+    if (!valid_header_name(*header)) {
+      fail(r.path_of("header"), "not a valid header name");
+    } else {
+      given.push_back({HashOn::Source::kHeader, lowercase(*header)});
+    }
+  }
+  if (std::optional<std::string> cookie = r.string("cookie")) {
+    // A cookie-name is an RFC 9110 token, the same characters as a header name.
+    if (!valid_header_name(*cookie)) {
+      fail(r.path_of("cookie"), "not a valid cookie name");
+    } else {
+      given.push_back({HashOn::Source::kCookie, *cookie});
+    }
+  }
+  for (const auto& [key, source] : {std::pair{"source_ip", HashOn::Source::kSourceIp},
+                                    std::pair{"path", HashOn::Source::kPath}}) {
+    if (std::optional<bool> on = r.boolean(key)) {
+      if (!*on) {
+        fail(r.path_of(key), "only true means something here: leave it out otherwise");
+      } else {
+        given.push_back({source, ""});
+      }
+    }
+  }
+  if (errors_.size() != errors_before) return std::nullopt;
+  if (given.size() != 1) {
+    fail(path, "give exactly one of header, cookie, source_ip or path");
+    return std::nullopt;
+  }
+  if (proxy_type != ProxyType::kHttp && given.front().source != HashOn::Source::kSourceIp) {
+    fail(path, "only http routes hash a header, cookie or path: use source_ip = true");
+    return std::nullopt;
+  }
+  return given.front();
 }
 
 // compression = { algorithms, min_length, types, gzip_level, brotli_quality, zstd_level }.

@@ -24,6 +24,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +36,7 @@
 #include "proxy/params/params.h"
 #include "proxy/service/stack.h"
 #include "proxy/upstream/balancer.h"
+#include "proxy/upstream/hash_on.h"
 
 namespace monolake::proxy::framework {
 
@@ -58,6 +60,9 @@ struct ServerKindParams {
     std::string path;  // the kind's routing key, as written ("" when the route gives none)
     std::vector<Upstream> upstreams;
     Balancer balancer = Balancer::kRoundRobin;
+    // ring_hash / maglev: hash_on.source_ip given, or nothing (the kind hashes a key of its
+    // own). Pass the key's stable_hash to connect_upstream or UpstreamSet::pick.
+    std::optional<HashOn> hash_on;
   };
   const Params& params;
   const std::string& server_name;

@@ -5,6 +5,7 @@
 #include "base/log.h"
 #include "proxy/connection/proxy_header.h"
 #include "proxy/http/access_log.h"
+#include "proxy/http/hash_key.h"
 #include "proxy/http/upstream_request.h"
 #include "runtime/runtime.h"
 #include "transport/byte_stream.h"
@@ -209,8 +210,12 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
   const bool retryable = mh::is_idempotent(request.head.method) && !request.body;
   const size_t attempts = retryable ? std::min<size_t>(upstreams_->size(), 3) : 1;
   std::string last_error = "no upstream";
+  // A retry after a failed connect hashes to the same place; that upstream now backs off, so
+  // the ring (or maglev's rehash) moves on to another.
+  const std::optional<uint64_t> key_hash =
+      options_.hash_on ? request_key_hash(*options_.hash_on, request) : std::nullopt;
   for (size_t attempt = 0; attempt < attempts; ++attempt) {
-    const size_t index = upstreams_->pick(rt->now());
+    const size_t index = upstreams_->pick(rt->now(), key_hash);
     const transport::SocketAddress& address = upstreams_->at(index).address;
     const std::string& server_name = options_.tls ? options_.server_names.at(index) : std::string();
     const std::string& key = pool_key(index);

@@ -20,6 +20,7 @@
 #include "proxy/metrics/metrics.h"
 #include "proxy/service/stack.h"
 #include "proxy/upstream/balancer.h"
+#include "proxy/upstream/hash_on.h"
 #include "tls/tls.h"
 
 namespace monolake::proxy::http {
@@ -48,6 +49,8 @@ struct ForwardOptions {
   // upstream connection, which then serves only that client connection (its pool lives in the
   // client connection: ConnectionInfo::slots); 0: none. HTTP/1.1 only.
   int send_proxy_protocol = 0;
+  // The request key of a ring_hash or maglev balancer (the route's hash_on); none: no key.
+  std::optional<HashOn> hash_on;
 };
 
 class HttpForward final : public HttpService {

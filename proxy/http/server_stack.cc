@@ -68,6 +68,7 @@ ForwardFactory::Params forward_params(const config::ServerConfig& server,
   options.request_headers = route.request_headers;
   options.response_headers = route.response_headers;
   options.websocket = route.websocket;
+  options.hash_on = route.hash_on;
   if (route.send_proxy_protocol) {
     options.send_proxy_protocol = *route.send_proxy_protocol;
     options.version = UpstreamHttpVersion::kHttp11;  // one client per upstream connection

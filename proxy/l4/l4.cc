@@ -24,8 +24,11 @@ Outcome failed(std::string stage, Error error, Outcome outcome = {}) {
 
 Task<Result<Outcome>> TcpForward::call(Connection connection) {
   Outcome outcome;
-  Result<UpstreamConnection> connected =
-      co_await connect_upstream(*upstreams_, options_.connect_timeout, "l4", &outcome.upstream);
+  const std::optional<uint64_t> key_hash =
+      options_.hash_source_ip ? std::optional(stable_hash(connection.peer.ip_text()))
+                              : std::nullopt;
+  Result<UpstreamConnection> connected = co_await connect_upstream(
+      *upstreams_, options_.connect_timeout, "l4", &outcome.upstream, key_hash);
   if (!connected) co_return failed("connect", std::move(connected).error(), std::move(outcome));
   const InFlight active(*upstreams_, connected->index);
   if (options_.send_proxy_protocol) {
@@ -169,6 +172,7 @@ Result<L4Stack> l4_server_stack(const config::ServerConfig& server,
   if (server.timeout.tcp_idle.count() > 0) forward.options.idle_timeout = server.timeout.tcp_idle;
   forward.options.zero_copy = server.tcp_splice;
   forward.options.send_proxy_protocol = route.send_proxy_protocol.value_or(0);
+  forward.options.hash_source_ip = route.hash_on.has_value();  // source_ip: tcp's only key
   return connection_stack(server.name, std::move(tls_context), "forward",
                           std::make_shared<TcpForwardFactory>(std::move(forward)));
 }

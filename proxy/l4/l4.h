@@ -47,6 +47,8 @@ class TcpForward final : public L4Service {
     // send_proxy_protocol: 1 or 2 writes a PROXY header announcing the client first on the
     // upstream connection; 0: none.
     int send_proxy_protocol = 0;
+    // ring_hash / maglev: the key is the effective client's address (hash_on.source_ip).
+    bool hash_source_ip = false;
   };
   TcpForward(std::shared_ptr<UpstreamSet> upstreams, Options options)
       : upstreams_(std::move(upstreams)), options_(options) {}

@@ -105,7 +105,8 @@ Result<l4::L4Stack> custom_server_stack(const config::Config& config,
   }
   framework::ServerKindParams params{server.kind_params, server.name, {}};
   for (const config::RouteConfig& route : server.routes) {
-    params.routes.push_back({route.path, l4::upstreams_of(route), route.load_balancer});
+    params.routes.push_back(
+        {route.path, l4::upstreams_of(route), route.load_balancer, route.hash_on});
   }
   params.connect_timeout = server.timeout.upstream_connect;
   params.idle_timeout = server.timeout.tcp_idle;

@@ -383,7 +383,13 @@ void upstream_failed(Reply& reply, const ct::Frame& call, Outcome outcome, const
 Task<Result<Reply>> ThriftForward::call(Call call) {
   Reply reply;
   runtime::Runtime* rt = runtime::Runtime::current();
-  const size_t index = upstreams_->pick(rt->now());
+  std::optional<uint64_t> key_hash;
+  if (options_.hash_source_ip) {
+    if (Result<transport::SocketAddress> client = transport::SocketAddress::parse(call.client)) {
+      key_hash = stable_hash(client->ip_text());
+    }
+  }
+  const size_t index = upstreams_->pick(rt->now(), key_hash);
   const transport::SocketAddress& address = upstreams_->at(index).address;
   reply.upstream = address.to_string();
   ct::Frame& frame = call.frame;
@@ -609,6 +615,7 @@ Result<ThriftStack> thrift_server_stack(const config::ServerConfig& server) {
     }
     params.balancer = route.load_balancer;
     params.options = options;
+    params.options.hash_source_ip = route.hash_on.has_value();  // source_ip: thrift's only key
     auto forward = std::make_shared<ThriftForwardFactory>(std::move(params));
     if (!first_forward) first_forward = forward;
     MethodRouterFactory::Route r{route.methods, {}};

@@ -110,6 +110,8 @@ class ThriftForward final : public ThriftService {
   struct Options {
     std::chrono::nanoseconds connect_timeout = std::chrono::seconds(5);
     std::chrono::nanoseconds reply_timeout = std::chrono::seconds(60);
+    // ring_hash / maglev: the key is the client's address (hash_on.source_ip).
+    bool hash_source_ip = false;
   };
   ThriftForward(std::shared_ptr<UpstreamSet> upstreams, std::shared_ptr<UpstreamPool> pool,
                 Options options, std::shared_ptr<metrics::ThriftServerStats> stats = nullptr)

@@ -12,9 +12,11 @@ Result<Balancer> parse_balancer(std::string_view name) {
   if (name == "weighted_random" || name == "WeightedRandom") return Balancer::kWeightedRandom;
   if (name == "first" || name == "First") return Balancer::kFirst;
   if (name == "least_request" || name == "LeastRequest") return Balancer::kLeastRequest;
+  if (name == "ring_hash") return Balancer::kRingHash;
+  if (name == "maglev") return Balancer::kMaglev;
   return Error(ErrorCode::kInvalidArgument,
                fmt::format("unknown load balancer '{}': expected round_robin, random, "
-                           "weighted_random, first or least_request",
+                           "weighted_random, first, least_request, ring_hash or maglev",
                            name));
 }
 
@@ -30,6 +32,10 @@ std::string_view balancer_name(Balancer balancer) {
       return "first";
     case Balancer::kLeastRequest:
       return "least_request";
+    case Balancer::kRingHash:
+      return "ring_hash";
+    case Balancer::kMaglev:
+      return "maglev";
   }
   return "?";
 }
@@ -43,6 +49,20 @@ UpstreamSet::UpstreamSet(std::vector<Upstream> upstreams, Balancer balancer,
       random_(seed ? seed : std::random_device{}()) {
   ML_CHECK_MSG(!upstreams_.empty(), "an UpstreamSet needs at least one upstream");
   for (const Upstream& u : upstreams_) total_weight_ += std::max<uint32_t>(u.weight, 1);
+  if (hashes_keys(balancer_)) {
+    // The tables hash each upstream's address text: the same on every worker and instance.
+    std::vector<std::string> names;
+    names.reserve(upstreams_.size());
+    for (const Upstream& u : upstreams_) names.push_back(u.address.to_string());
+    std::vector<HashTarget> targets;
+    for (size_t i = 0; i < upstreams_.size(); ++i)
+      targets.push_back({names[i], upstreams_[i].weight});
+    if (balancer_ == Balancer::kRingHash) {
+      ring_ = std::make_unique<const HashRing>(targets);
+    } else {
+      maglev_ = std::make_unique<const MaglevTable>(targets);
+    }
+  }
 }
 
 bool UpstreamSet::same_as(const std::vector<Upstream>& upstreams, Balancer balancer) const {
@@ -56,7 +76,10 @@ bool UpstreamSet::same_as(const std::vector<Upstream>& upstreams, Balancer balan
   return true;
 }
 
-size_t UpstreamSet::pick(runtime::TimePoint now) {
+size_t UpstreamSet::pick(runtime::TimePoint now, std::optional<uint64_t> key_hash) {
+  if (key_hash && hashes_keys(balancer_)) {
+    if (std::optional<size_t> hashed = pick_by_hash(*key_hash, now)) return *hashed;
+  }
   const bool any_healthy = std::any_of(states_.begin(), states_.end(),
                                        [now](const State& s) { return s.retry_after <= now; });
   if (any_healthy) return pick_among_healthy(now);
@@ -64,6 +87,11 @@ size_t UpstreamSet::pick(runtime::TimePoint now) {
       states_.begin(), states_.end(),
       [](const State& a, const State& b) { return a.retry_after < b.retry_after; });
   return static_cast<size_t>(soonest - states_.begin());
+}
+
+std::optional<size_t> UpstreamSet::pick_by_hash(uint64_t key_hash, runtime::TimePoint now) const {
+  const UsableUpstream healthy = [this, now](size_t i) { return states_[i].retry_after <= now; };
+  return ring_ ? ring_->lookup(key_hash, healthy) : maglev_->lookup(key_hash, healthy);
 }
 
 size_t UpstreamSet::pick_among_healthy(runtime::TimePoint now) {
@@ -76,6 +104,8 @@ size_t UpstreamSet::pick_among_healthy(runtime::TimePoint now) {
       }
       break;
     case Balancer::kRoundRobin:
+    case Balancer::kRingHash:  // a request without a key
+    case Balancer::kMaglev:
       for (size_t tried = 0; tried < n; ++tried) {
         const size_t i = next_++ % n;
         if (healthy(i)) return i;

@@ -14,17 +14,27 @@
 #include <vector>
 
 #include "base/result.h"
+#include "proxy/upstream/consistent_hash.h"
 #include "runtime/timer.h"
 #include "transport/address.h"
 
 namespace monolake::proxy {
 
-enum class Balancer { kRoundRobin, kRandom, kWeightedRandom, kFirst, kLeastRequest };
+enum class Balancer {
+  kRoundRobin,
+  kRandom,
+  kWeightedRandom,
+  kFirst,
+  kLeastRequest,
+  kRingHash,  // consistent hashing of a request key (the route's hash_on), proxy/upstream/
+  kMaglev,    // consistent_hash.h; requests without the key go round robin
+};
 
-// "round_robin" | "random" | "weighted_random" | "first" | "least_request", and Monolake's
-// "RoundRobin" | "Random" | "WeightedRandom" | "First".
+// "round_robin" | "random" | "weighted_random" | "first" | "least_request" | "ring_hash" |
+// "maglev", and Monolake's "RoundRobin" | "Random" | "WeightedRandom" | "First".
 Result<Balancer> parse_balancer(std::string_view name);
 std::string_view balancer_name(Balancer balancer);
+inline bool hashes_keys(Balancer b) { return b == Balancer::kRingHash || b == Balancer::kMaglev; }
 
 struct Upstream {
   transport::SocketAddress address;
@@ -40,7 +50,9 @@ class UpstreamSet {
 
   // The index of the upstream to use now. Upstreams backing off are skipped; when all are,
   // the one whose back-off ends first is used (better a likely failure than none at all).
-  size_t pick(runtime::TimePoint now);
+  // `key_hash` (stable_hash of the request's key) selects through the ring or maglev table of
+  // a hashing balancer; without one, or with another balancer, it is ignored.
+  size_t pick(runtime::TimePoint now, std::optional<uint64_t> key_hash = std::nullopt);
 
   // Passive health: a failed connect starts (or doubles, up to 8x) the back-off; a success
   // clears it.
@@ -73,6 +85,7 @@ class UpstreamSet {
     uint32_t active = 0;
   };
   size_t pick_among_healthy(runtime::TimePoint now);
+  std::optional<size_t> pick_by_hash(uint64_t key_hash, runtime::TimePoint now) const;
 
   std::vector<Upstream> upstreams_;
   std::vector<State> states_;
@@ -81,6 +94,8 @@ class UpstreamSet {
   size_t next_ = 0;
   uint64_t total_weight_ = 0;
   std::mt19937_64 random_;
+  std::unique_ptr<const HashRing> ring_;       // kRingHash
+  std::unique_ptr<const MaglevTable> maglev_;  // kMaglev
 };
 
 }  // namespace monolake::proxy

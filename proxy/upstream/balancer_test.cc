@@ -130,5 +130,50 @@ TEST(BalancerTest, SameAsComparesUpstreamsAndBalancer) {
   EXPECT_FALSE(set.same_as(two, Balancer::kRoundRobin));
 }
 
+class HashingBalancerTest : public ::testing::TestWithParam<Balancer> {};
+INSTANTIATE_TEST_SUITE_P(RingAndMaglev, HashingBalancerTest,
+                         ::testing::Values(Balancer::kRingHash, Balancer::kMaglev),
+                         [](const auto& info) { return std::string(balancer_name(info.param)); });
+
+TEST_P(HashingBalancerTest, AKeyStaysOnItsUpstreamInEverySet) {
+  // Two sets stand for two workers (or two instances): they must agree on every key.
+  UpstreamSet worker_a(three(), GetParam());
+  UpstreamSet worker_b(three(), GetParam());
+  std::map<size_t, int> used;
+  for (int k = 0; k < 300; ++k) {
+    const uint64_t key = stable_hash("key-" + std::to_string(k));
+    const size_t picked = worker_a.pick(kNow, key);
+    EXPECT_EQ(worker_a.pick(kNow, key), picked);
+    EXPECT_EQ(worker_b.pick(kNow, key), picked);
+    ++used[picked];
+  }
+  EXPECT_EQ(used.size(), 3u);
+}
+
+TEST_P(HashingBalancerTest, ABackedOffUpstreamsKeysMoveAndComeBack) {
+  UpstreamSet set(three(), GetParam(), 1s);
+  uint64_t key = 0;
+  for (int k = 0; set.pick(kNow, key) != 1; ++k) key = stable_hash("k" + std::to_string(k));
+  set.report_failure(1, kNow);
+  const size_t elsewhere = set.pick(kNow, key);
+  EXPECT_NE(elsewhere, 1u);
+  EXPECT_EQ(set.pick(kNow, key), elsewhere);  // and stays there while 1 backs off
+  EXPECT_EQ(set.pick(kNow + 2s, key), 1u);    // back once its back-off is over
+}
+
+TEST_P(HashingBalancerTest, RequestsWithoutAKeyGoRoundRobin) {
+  UpstreamSet set(three(), GetParam());
+  std::vector<size_t> order;
+  for (int i = 0; i < 6; ++i) order.push_back(set.pick(kNow));
+  EXPECT_EQ(order, (std::vector<size_t>{0, 1, 2, 0, 1, 2}));
+}
+
+TEST(BalancerTest, ParsesTheHashingBalancers) {
+  EXPECT_EQ(*parse_balancer("ring_hash"), Balancer::kRingHash);
+  EXPECT_EQ(*parse_balancer("maglev"), Balancer::kMaglev);
+  EXPECT_TRUE(hashes_keys(Balancer::kMaglev));
+  EXPECT_FALSE(hashes_keys(Balancer::kRoundRobin));
+}
+
 }  // namespace
 }  // namespace monolake::proxy

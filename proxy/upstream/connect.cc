@@ -11,13 +11,15 @@ namespace monolake::proxy {
 
 runtime::Task<Result<UpstreamConnection>> connect_upstream(UpstreamSet& upstreams,
                                                            std::chrono::nanoseconds timeout,
-                                                           std::string log_as, std::string* tried) {
+                                                           std::string log_as, std::string* tried,
+                                                           std::optional<uint64_t> key_hash) {
   runtime::Runtime* rt = runtime::Runtime::current();
   runtime::CancelState* cancel = co_await runtime::current_cancel_state{};
   const size_t attempts = std::min<size_t>(kMaxConnectAttempts, upstreams.size());
   std::optional<Error> last;
   for (size_t attempt = 0; attempt < attempts; ++attempt) {
-    const size_t index = upstreams.pick(rt->now());
+    // A failed upstream backs off, so a retry with the same key lands elsewhere.
+    const size_t index = upstreams.pick(rt->now(), key_hash);
     const transport::SocketAddress& address = upstreams.at(index).address;
     if (tried) *tried = address.to_string();
     Result<transport::Stream> stream =

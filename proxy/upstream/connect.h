@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "base/result.h"
@@ -25,11 +27,10 @@ struct UpstreamConnection {
 
 // Each failure is logged as "LOG_AS: upstream ADDR failed: ERROR" (warning). `tried`: if given,
 // set to each address tried in turn (the last one tried at the end). The error is the last
-// attempt's.
-runtime::Task<Result<UpstreamConnection>> connect_upstream(UpstreamSet& upstreams,
-                                                           std::chrono::nanoseconds timeout,
-                                                           std::string log_as,
-                                                           std::string* tried = nullptr);
+// attempt's. `key_hash`: the connection's key for a ring_hash or maglev set (UpstreamSet::pick).
+runtime::Task<Result<UpstreamConnection>> connect_upstream(
+    UpstreamSet& upstreams, std::chrono::nanoseconds timeout, std::string log_as,
+    std::string* tried = nullptr, std::optional<uint64_t> key_hash = std::nullopt);
 
 // Counts a request (a connection, a call) in flight on one upstream for least_request, for as
 // long as it lives. The set must outlive it.

@@ -71,6 +71,11 @@ class Parser {
   std::optional<CompressionParams> parse_compression(const toml::table& table,
                                                      const std::string& path);
 
+  // A route's hash_on table (exactly one of header, cookie, source_ip, path); nothing when it
+  // has errors (reported). Servers other than http hash only the client's address.
+  std::optional<HashOn> parse_hash_on(const toml::table& table, const std::string& path,
+                                      ProxyType proxy_type);
+
   // A route's rate_limit table; nothing when it has errors (reported).
   std::optional<RateLimitParams> parse_rate_limit(const toml::table& table,
                                                   const std::string& path);
