@@ -62,7 +62,9 @@ struct ServerKindParams {
     Balancer balancer = Balancer::kRoundRobin;
     // ring_hash / maglev: hash_on.source_ip given, or nothing (the kind hashes a key of its
     // own). Pass the key's stable_hash to connect_upstream or UpstreamSet::pick.
-    std::optional<HashOn> hash_on;
+    // (A default member initializer, so brace-initialised Routes of users' code that stop at
+    // `upstreams` or `balancer` stay free of -Wmissing-field-initializers.)
+    std::optional<HashOn> hash_on = std::nullopt;
   };
   const Params& params;
   const std::string& server_name;
