@@ -22,7 +22,10 @@ runtime::Task<Result<IoBuffer>> CompressedBody::read() {
       if (Result<void> r = encoder_->finish(out); !r) co_return std::move(r).error();
       co_return out;  // the stream's end; the next read() returns the empty end of the body
     }
-    if (left_ && piece->size() >= *left_) {
+    if (left_ && piece->size() > *left_) {  // refused before a byte of the excess is sent
+      co_return Error(ErrorCode::kProtocol, "a response body longer than its Content-Length");
+    }
+    if (left_ && piece->size() == *left_) {
       finished_ = true;
       if (Result<void> r = encoder_->finish_with(piece->view(), out); !r) {
         co_return std::move(r).error();

@@ -200,6 +200,28 @@ TEST_P(EncoderTest, ACompressedBodyOfKnownLengthEndsTheStreamWithItsLastPiece) {
   EXPECT_EQ(decode(GetParam(), out[0] + out[1]), pieces[0] + pieces[1]);
 }
 
+// A body that declares a length and then yields more: refused before the excess is encoded.
+class Overlong final : public Body {
+ public:
+  runtime::Task<Result<IoBuffer>> read() override {
+    if (done_) co_return IoBuffer();
+    done_ = true;
+    co_return IoBuffer::copy_of(text(2000));
+  }
+  std::optional<uint64_t> length() const override { return 1000; }
+
+ private:
+  bool done_ = false;
+};
+
+TEST_P(EncoderTest, ABodyLongerThanItsContentLengthIsAnErrorNotSent) {
+  auto rt = std::move(*runtime::Runtime::create({}));
+  CompressedBody body(std::make_unique<Overlong>(), make_encoder(GetParam(), {}, 1000).value());
+  Result<IoBuffer> first = rt->block_on(body.read());
+  ASSERT_FALSE(first.has_value());
+  EXPECT_EQ(first.error().code(), ErrorCode::kProtocol);
+}
+
 INSTANTIATE_TEST_SUITE_P(Codings, EncoderTest,
                          ::testing::Values(Coding::kGzip, Coding::kBrotli, Coding::kZstd),
                          [](const auto& info) {

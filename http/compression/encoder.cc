@@ -136,16 +136,21 @@ class BrotliEncoder final : public Encoder {
 // used (a few MiB at level 19; about 1.3 MiB at the default 3).
 class ZstdContextCache {
  public:
-  ~ZstdContextCache() { ZSTD_freeCCtx(kept_); }
+  ~ZstdContextCache() {
+    ZSTD_freeCCtx(kept_);
+    kept_ = nullptr;
+    dead_ = true;  // an encoder outliving the thread's destructors frees its own context
+  }
   ZSTD_CCtx* take() {
-    ZSTD_CCtx* context = kept_ ? kept_ : ZSTD_createCCtx();
+    ZSTD_CCtx* context = kept_ && !dead_ ? kept_ : ZSTD_createCCtx();
     kept_ = nullptr;
     return context;
   }
   void give_back(ZSTD_CCtx* context) {
     if (!context) return;
     // Parameters and any unfinished frame dropped, so the next response starts clean.
-    if (kept_ || ZSTD_isError(ZSTD_CCtx_reset(context, ZSTD_reset_session_and_parameters))) {
+    if (dead_ || kept_ ||
+        ZSTD_isError(ZSTD_CCtx_reset(context, ZSTD_reset_session_and_parameters))) {
       ZSTD_freeCCtx(context);
       return;
     }
@@ -154,6 +159,7 @@ class ZstdContextCache {
 
  private:
   ZSTD_CCtx* kept_ = nullptr;
+  bool dead_ = false;
 };
 
 thread_local ZstdContextCache zstd_contexts;

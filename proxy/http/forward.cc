@@ -193,6 +193,11 @@ Task<Result<mh::Response>> HttpForward::forward_h2(mh::Request& request, size_t 
 }
 
 Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
+  // The key as the client sent it, before the route's rewrites touch path or headers. A retry
+  // after a failed connect hashes to the same place; that upstream now backs off, so the ring
+  // (or maglev's rehash) moves on to another.
+  const std::optional<uint64_t> key_hash =
+      options_.hash_on ? request_key_hash(*options_.hash_on, request) : std::nullopt;
   const bool upgrade = options_.websocket && websocket_upgrade(request);
   const bool te_trailers = request.head.headers.has_token("te", "trailers");
   prepare_upstream_head(options_, request);
@@ -210,10 +215,6 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
   const bool retryable = mh::is_idempotent(request.head.method) && !request.body;
   const size_t attempts = retryable ? std::min<size_t>(upstreams_->size(), 3) : 1;
   std::string last_error = "no upstream";
-  // A retry after a failed connect hashes to the same place; that upstream now backs off, so
-  // the ring (or maglev's rehash) moves on to another.
-  const std::optional<uint64_t> key_hash =
-      options_.hash_on ? request_key_hash(*options_.hash_on, request) : std::nullopt;
   for (size_t attempt = 0; attempt < attempts; ++attempt) {
     const size_t index = upstreams_->pick(rt->now(), key_hash);
     const transport::SocketAddress& address = upstreams_->at(index).address;
@@ -255,6 +256,7 @@ Task<Result<mh::Response>> HttpForward::call(mh::Request request) {
           // Before TLS, as the upstream's PROXY protocol listener expects it.
           Result<void> announced = co_await announce_client(*stream, request);
           if (!announced) {
+            upstreams_->report_failure(index, rt->now());  // so a retry goes elsewhere
             last_error = "send PROXY header to " + key + ": " + announced.error().to_string();
             break;
           }

@@ -131,10 +131,16 @@ MaglevTable::MaglevTable(const std::vector<HashTarget>& targets) : targets_(targ
 std::optional<size_t> MaglevTable::lookup(uint64_t hash, const UsableUpstream& usable) const {
   // The key's slot, then (past an unusable upstream) slots of the key hashed again: a key moves
   // only when its own upstream is out, and the moved keys spread over the others.
+  size_t slot = hash % table_.size();
   for (size_t attempt = 0; attempt < 2 * targets_ + 3; ++attempt) {
-    const size_t index = table_[hash % table_.size()];
-    if (usable(index)) return index;
+    slot = hash % table_.size();
+    if (usable(table_[slot])) return table_[slot];
     hash = mix(hash + 0x9e3779b97f4a7c15ULL);
+  }
+  // Rare (a heavy upstream out): walk the table from the last slot, still one answer per key.
+  for (size_t step = 1; step < table_.size(); ++step) {
+    const size_t index = table_[(slot + step) % table_.size()];
+    if (usable(index)) return index;
   }
   return std::nullopt;
 }

@@ -130,6 +130,18 @@ TYPED_TEST(ConsistentHashTest, AnUnusableUpstreamsKeysGoElsewhereAndTheRestStay)
   EXPECT_EQ(took.size(), 4u) << "the out upstream's keys spread over all the others";
 }
 
+TYPED_TEST(ConsistentHashTest, AHeavyUpstreamOutStillKeepsEachKeyOnOneOther) {
+  const auto three = names(3);
+  const TypeParam table(targets(three, {100, 1, 1}));
+  const UsableUpstream without_0 = [](size_t i) { return i != 0; };
+  for (int k = 0; k < 2000; ++k) {
+    const std::optional<size_t> first = table.lookup(key_hash(k), without_0);
+    ASSERT_TRUE(first.has_value()) << k;
+    EXPECT_NE(*first, 0u);
+    EXPECT_EQ(table.lookup(key_hash(k), without_0), first);
+  }
+}
+
 TYPED_TEST(ConsistentHashTest, NoneUsableIsNullopt) {
   const auto three = names(3);
   const TypeParam table(targets(three));
